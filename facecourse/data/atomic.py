@@ -1,0 +1,45 @@
+"""Atomic file writing: nothing half-written is ever left at a final path.
+
+Every writer in facecourse (synthetic assets, checkpoints, NoW results, downloads) writes to a temporary
+file in the destination folder and renames it into place (``os.replace`` is atomic on one file system).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it to ``path``, on error delete it.
+
+    Use for writers that want a file name (``np.save``, ``torch.save``, ``trimesh.export``)::
+
+        with atomic_path("out/model.pkl") as tmp:
+            write_something(tmp)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside ``path`` for writing; rename it to ``path`` when the block succeeds."""
+    if not any(c in mode for c in "wx"):
+        raise ValueError(f"atomic_open mode must write ('w'), got {mode!r}")
+    with atomic_path(path) as tmp:
+        with open(tmp, mode.replace("x", "w")) as handle:
+            yield handle

@@ -1,0 +1,39 @@
+"""Run-time settings read from the environment: course mode and compute device.
+
+``FACECOURSE_MODE`` selects ``"ci"`` (small sizes, CPU minutes; set by ``make test``) or ``"full"``
+(real data sizes, GPU hours; the default for people). Every notebook's parameters cell derives its sizes,
+steps and device from :func:`mode` and :func:`device`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+MODES = ("ci", "full")
+
+
+def mode() -> str:
+    """Return the course mode, ``"ci"`` or ``"full"`` (env ``FACECOURSE_MODE``, default ``"full"``).
+
+    Raises:
+        ValueError: if ``FACECOURSE_MODE`` is set to anything else.
+    """
+    value = os.environ.get("FACECOURSE_MODE", "full").strip().lower()
+    if value not in MODES:
+        raise ValueError(f"FACECOURSE_MODE must be one of {MODES}, got {value!r}")
+    return value
+
+
+def is_ci() -> bool:
+    """True when running in CI mode (small, fast settings)."""
+    return mode() == "ci"
+
+
+def device() -> torch.device:
+    """The compute device: ``FACECOURSE_DEVICE`` if set, else CUDA when available, else CPU."""
+    requested = os.environ.get("FACECOURSE_DEVICE")
+    if requested:
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from facecourse.mesh import (
+    adjacency_matrix, edges_from_faces, face_areas, face_normals, load_mesh, save_mesh, vertex_degrees,
+    vertex_normals,
+)
+
+
+def test_edges_and_adjacency_of_an_icosphere():
+    m = trimesh.creation.icosphere(2)
+    e = edges_from_faces(m.faces)
+    assert len(e) == len(m.edges_unique)  # Euler: E = 3F/2 on a closed mesh
+    assert (e[:, 0] < e[:, 1]).all()
+    a = adjacency_matrix(m.faces)
+    assert (a != a.T).nnz == 0 and a.diagonal().sum() == 0
+    assert set(vertex_degrees(m.faces)) == {5, 6}
+
+
+def test_bad_faces_are_named():
+    with pytest.raises(ValueError, match="faces"):
+        edges_from_faces(np.zeros((3, 4), dtype=int))
+
+
+def test_normals_and_areas_match_trimesh():
+    m = trimesh.creation.icosphere(2)
+    v = torch.tensor(m.vertices)[None].repeat(2, 1, 1)
+    np.testing.assert_allclose(face_normals(v, m.faces)[1].numpy(), m.face_normals, atol=1e-10)
+    np.testing.assert_allclose(face_areas(v, m.faces)[0].numpy(), m.area_faces, atol=1e-12)
+    vn = vertex_normals(v, m.faces)[0].numpy()
+    assert (np.sum(vn * m.vertices / np.linalg.norm(m.vertices, axis=1, keepdims=True), axis=1) > 0.99).all()
+
+
+def test_mesh_round_trip(tmp_path):
+    m = trimesh.creation.icosphere(1)
+    for suffix in (".obj", ".ply"):
+        p = save_mesh(tmp_path / f"m{suffix}", m.vertices, m.faces)
+        v, f = load_mesh(p)
+        np.testing.assert_allclose(v, m.vertices, atol=1e-6)
+        np.testing.assert_array_equal(f, m.faces)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temp files left"
