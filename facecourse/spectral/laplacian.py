@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 
 from facecourse.mesh.topology import adjacency_matrix
 
@@ -55,3 +56,12 @@ def scaled_laplacian(faces, n_vertices: int | None = None, lambda_max: float = 2
         raise ValueError(f"lambda_max must be positive, got {lambda_max}")
     lsym = normalized_laplacian(faces, n_vertices)
     return ((2.0 / lambda_max) * lsym - sp.identity(lsym.shape[0], format="csr")).tocsr()
+
+
+def to_torch_sparse(matrix: sp.spmatrix, dtype: torch.dtype = torch.float32,
+                    device: torch.device | str | None = None) -> torch.Tensor:
+    """Convert a scipy sparse matrix to a coalesced ``torch.sparse_coo_tensor`` of the same shape."""
+    coo = sp.coo_matrix(matrix)
+    indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+    values = torch.from_numpy(coo.data).to(dtype)
+    return torch.sparse_coo_tensor(indices, values, coo.shape, device=device).coalesce()
