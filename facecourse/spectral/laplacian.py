@@ -64,4 +64,5 @@ def to_torch_sparse(matrix: sp.spmatrix, dtype: torch.dtype = torch.float32,
     coo = sp.coo_matrix(matrix)
     indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
     values = torch.from_numpy(coo.data).to(dtype)
-    return torch.sparse_coo_tensor(indices, values, coo.shape, device=device).coalesce()
+    return torch.sparse_coo_tensor(indices, values, coo.shape, device=device,
+                                   check_invariants=False).coalesce()
