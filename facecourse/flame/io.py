@@ -1,0 +1,513 @@
+"""FLAME files: safe readers and writers in the official formats.
+
+Every FLAME asset is a pickle (or an ``.npy`` holding a pickled dict), and a pickle can run arbitrary code
+when loaded. This module never calls :func:`pickle.load` or ``np.load(allow_pickle=True)`` on a file: it
+reads through :class:`RestrictedUnpickler`, whose allow-list admits only what plain data needs (numpy array
+and dtype reconstruction, ``scipy.sparse`` matrix classes, plain containers) and rebuilds *chumpy* objects —
+which FLAME 2020 pickles contain — from their pickled state as plain numpy arrays, without importing chumpy.
+Any other global (``os.system``, ``builtins.eval``, ...) is refused with :class:`UnsafePickleError` before
+anything is called.
+
+Official layouts written and read here:
+
+* ``generic_model.pkl`` (pickle protocol 2, Python-2 readable): ``v_template`` (V, 3), ``f`` (F, 3),
+  ``shapedirs`` (V, 3, 400) = 300 shape + 100 expression, ``posedirs`` (V, 3, 36), ``J_regressor``
+  (5, V) ``scipy.sparse.csc_matrix``, ``weights`` (V, 5), ``kintree_table`` (2, 5) with row 0 the parents
+  and the root's parent stored as ``4294967295`` (uint32 -1), ``J`` (5, 3), plus ``bs_style`` / ``bs_type``.
+* DECA ``landmark_embedding.npy``: ``np.save`` of a dict with ``static_lmk_faces_idx`` (51,),
+  ``static_lmk_bary_coords`` (51, 3), ``dynamic_lmk_faces_idx`` (79, 17), ``dynamic_lmk_bary_coords``
+  (79, 17, 3), ``full_lmk_faces_idx`` (1, 68), ``full_lmk_bary_coords`` (1, 68, 3).
+* RingNet ``flame_static_embedding.pkl`` {``lmk_face_idx`` (51,) uint32, ``lmk_b_coords`` (51, 3)} and
+  ``flame_dynamic_embedding.npy`` {``lmk_face_idx`` (79, 17), ``lmk_b_coords`` (79, 17, 3)}.
+* ``FLAME_masks.pkl``: dict region name -> vertex indices.
+
+All writers are atomic (:mod:`facecourse.data.atomic`).
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import importlib
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse
+
+from facecourse.data.atomic import atomic_open
+
+#: Keys every FLAME model pickle holds (official names).
+MODEL_KEYS = ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "J")
+#: Parent of the root joint as stored in official ``kintree_table`` (uint32 of -1).
+ROOT_PARENT_UINT32 = 4294967295
+#: Official region names of ``FLAME_masks.pkl``.
+MASK_NAMES = ("eye_region", "neck", "left_eyeball", "right_eyeball", "right_ear", "right_eye_region",
+              "forehead", "lips", "nose", "scalp", "boundary", "face", "left_ear", "left_eye_region")
+DECA_EMBEDDING = "landmark_embedding.npy"
+RINGNET_STATIC = "flame_static_embedding.pkl"
+RINGNET_DYNAMIC = "flame_dynamic_embedding.npy"
+MASKS_FILE = "FLAME_masks.pkl"
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """A pickle referenced a global outside the allow-list; nothing from it was executed."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Restricted unpickling
+# --------------------------------------------------------------------------------------------------
+
+_NUMPY_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy", "ndarray"), ("numpy", "dtype"),
+}
+_SPARSE_CLASSES = {"csc_matrix", "csr_matrix", "coo_matrix", "csc_array", "csr_array", "coo_array"}
+_BUILTINS = {"object", "set", "frozenset", "slice", "complex", "bytearray", "list", "dict", "tuple",
+             "int", "float", "str", "bytes", "bool"}
+_OTHER_GLOBALS = {("_codecs", "encode"), ("copyreg", "_reconstructor"), ("collections", "OrderedDict")}
+
+
+class ChumpyState:
+    """Stand-in for a pickled chumpy object (any ``chumpy.*`` class): keeps its state, runs nothing.
+
+    :func:`_resolve_chumpy` turns it into a numpy array afterwards: a free variable ``Ch`` keeps its value
+    under ``x``; a few reordering/arithmetic nodes are evaluated from their operands.
+    """
+
+    def __init__(self, module: str, name: str):
+        self.chumpy_class = f"{module}.{name}"
+        self.state: dict = {}
+
+    def __setstate__(self, state):
+        if isinstance(state, tuple) and len(state) == 2:  # (dict state, slots state)
+            state = {**(state[0] or {}), **(state[1] or {})}
+        self.state = dict(state) if isinstance(state, dict) else {"x": state}
+
+    def __repr__(self) -> str:
+        return f"ChumpyState({self.chumpy_class}, keys={sorted(self.state)})"
+
+
+def _chumpy_class(module: str, name: str):
+    """A picklable-looking class whose instances are :class:`ChumpyState` for ``module.name``."""
+
+    def new(cls, *args, **kwargs):
+        return ChumpyState(module, name)
+
+    return type(name, (), {"__new__": new, "__module__": module})
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler with an allow-list of globals; chumpy classes become :class:`ChumpyState`.
+
+    Allowed: numpy array/dtype/scalar reconstruction, ``scipy.sparse`` csc/csr/coo matrices and arrays,
+    ``copyreg._reconstructor`` (Python 2 object pickles), ``_codecs.encode`` (bytes in protocol 2),
+    ``collections.OrderedDict`` and plain builtin types. Any other global raises
+    :class:`UnsafePickleError` naming the file and the global.
+    """
+
+    def __init__(self, file, source: str = "<pickle>", **kwargs):
+        kwargs.setdefault("encoding", "latin1")
+        super().__init__(file, **kwargs)
+        self.source = source
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        if module == "chumpy" or module.startswith("chumpy."):
+            return _chumpy_class(module, name)
+        if module.startswith("numpy._core."):
+            module = "numpy.core." + module[len("numpy._core."):]
+        if (module, name) in _NUMPY_GLOBALS:
+            if module.startswith("numpy.core.") and hasattr(np, "_core"):
+                module = "numpy._core." + module[len("numpy.core."):]
+            return getattr(importlib.import_module(module), name)
+        if (module == "scipy.sparse" or module.startswith("scipy.sparse.")) and name in _SPARSE_CLASSES:
+            return getattr(scipy.sparse, name)
+        if module == "builtins" and name in _BUILTINS:
+            return getattr(__import__("builtins"), name)
+        if (module, name) in _OTHER_GLOBALS:
+            return getattr(importlib.import_module(module), name)
+        raise UnsafePickleError(
+            f"{self.source}: refusing to load global '{module}.{name}' — it is not on the allow-list of "
+            "plain data (numpy arrays, scipy.sparse matrices, chumpy state, builtin containers). The file "
+            "may be malicious or not a FLAME asset; nothing from it was executed."
+        )
+
+
+def _select(a, state):
+    out = np.asarray(a).ravel()[np.asarray(state["idxs"]).ravel()]
+    return out.reshape(np.asarray(state["idxs"]).shape) if state.get("preserve_shape") else out
+
+
+_CHUMPY_OPS = {
+    "Select": _select,
+    "Reshape": lambda a, s: np.reshape(a, s["newshape"]),
+    "transpose": lambda a, s: np.transpose(a, s.get("axes")),
+    "Permute": lambda a, s: np.transpose(a, s.get("axes")),
+    "Transpose": lambda a, s: np.transpose(a, s.get("axes")),
+    "Ravel": lambda a, s: np.ravel(a),
+}
+_CHUMPY_BINARY = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply, "divide": np.divide,
+                  "MatVecMult": lambda m, v: np.asarray(m @ np.ravel(v)), "dot": np.dot}
+
+
+def _resolve_chumpy(obj, source: str):
+    """Replace :class:`ChumpyState` objects (recursively in containers) by numpy arrays."""
+    if isinstance(obj, ChumpyState):
+        state, cls = obj.state, obj.chumpy_class.rsplit(".", 1)[-1]
+        if "x" in state:  # a free variable Ch (or subclass): its value
+            return np.asarray(_resolve_chumpy(state["x"], source))
+        if cls in _CHUMPY_OPS and "a" in state:
+            return _CHUMPY_OPS[cls](_resolve_chumpy(state["a"], source), state)
+        if cls in _CHUMPY_BINARY and {"a", "b"} <= set(state):
+            return _CHUMPY_BINARY[cls](_resolve_chumpy(state["a"], source), _resolve_chumpy(state["b"], source))
+        if cls in _CHUMPY_BINARY and {"mtx", "vec"} <= set(state):
+            return _CHUMPY_BINARY[cls](_resolve_chumpy(state["mtx"], source),
+                                       _resolve_chumpy(state["vec"], source))
+        raise ValueError(f"{source}: cannot rebuild chumpy object {obj.chumpy_class} with state keys "
+                         f"{sorted(state)} as a plain array")
+    if isinstance(obj, dict):
+        return {k: _resolve_chumpy(v, source) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_resolve_chumpy(v, source) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_resolve_chumpy(v, source) for v in obj)
+    if isinstance(obj, np.ndarray) and obj.dtype == object:
+        flat = [_resolve_chumpy(v, source) for v in obj.ravel()]
+        if obj.ndim == 0:
+            return flat[0]
+        out = np.empty(len(flat), dtype=object)
+        out[:] = flat
+        return out.reshape(obj.shape)
+    if scipy.sparse.issparse(obj):
+        return _rebuild_sparse(obj)
+    return obj
+
+
+def _rebuild_sparse(m):
+    """Rebuild an unpickled sparse matrix from its stored fields (pickles of old scipy name them differently)."""
+    d = m.__dict__
+    shape = tuple(int(s) for s in (d.get("_shape") or d.get("shape")))
+    if "indptr" in d:
+        cls = scipy.sparse.csr_matrix if d.get("format", m.format) == "csr" else scipy.sparse.csc_matrix
+        return cls((np.asarray(d["data"]), np.asarray(d["indices"]), np.asarray(d["indptr"])), shape=shape)
+    row = d.get("row", d.get("coords", (None, None))[0])
+    col = d.get("col", d.get("coords", (None, None))[1])
+    return scipy.sparse.coo_matrix((np.asarray(d["data"]), (np.asarray(row), np.asarray(col))), shape=shape)
+
+
+def safe_load_pickle(path: str | os.PathLike):
+    """Load a pickle through :class:`RestrictedUnpickler` (latin1, Python-2 compatible); chumpy -> arrays.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        UnsafePickleError: the pickle references a global outside the allow-list (nothing was executed).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    with open(path, "rb") as fh:
+        obj = RestrictedUnpickler(fh, source=str(path)).load()
+    return _resolve_chumpy(obj, str(path))
+
+
+def safe_load_npy(path: str | os.PathLike):
+    """Load an ``.npy`` file; object arrays (pickled dicts) go through :class:`RestrictedUnpickler`.
+
+    A 0-d object array (what ``np.save(path, some_dict)`` writes) is returned as the object itself.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f"{path}: unsupported .npy format version {version}")
+        if not dtype.hasobject:
+            fh.seek(0)
+            return np.load(fh, allow_pickle=False)
+        obj = RestrictedUnpickler(fh, source=str(path)).load()
+    obj = _resolve_chumpy(obj, str(path))
+    if isinstance(obj, np.ndarray) and obj.dtype == object and obj.ndim == 0:
+        return obj[()]
+    return obj
+
+
+# --------------------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_model_arrays(arrays: dict, source: str) -> None:
+    missing = [k for k in MODEL_KEYS if k not in arrays]
+    if missing:
+        raise KeyError(f"{source}: FLAME model lacks keys {missing}; expected {list(MODEL_KEYS)}")
+    v = np.shape(arrays["v_template"])
+    j = np.shape(arrays["J"])
+    if len(v) != 2 or v[1] != 3:
+        raise ValueError(f"{source}: v_template must be (V, 3), got {v}")
+    n_v, n_j = v[0], j[0]
+    expected = {"f": (None, 3), "shapedirs": (n_v, 3, None), "posedirs": (n_v, 3, 9 * (n_j - 1)),
+                "J_regressor": (n_j, n_v), "weights": (n_v, n_j), "kintree_table": (2, n_j), "J": (n_j, 3)}
+    for key, shape in expected.items():
+        got = np.shape(arrays[key]) if not scipy.sparse.issparse(arrays[key]) else arrays[key].shape
+        if len(got) != len(shape) or any(s is not None and s != g for s, g in zip(shape, got)):
+            raise ValueError(f"{source}: '{key}' must have shape {shape} (None = any), got {tuple(got)}")
+
+
+def save_model(path: str | os.PathLike, arrays: dict) -> Path:
+    """Write a FLAME model in the official ``generic_model.pkl`` layout (pickle protocol 2, atomic).
+
+    Args:
+        path: destination file.
+        arrays: the :data:`MODEL_KEYS` (numpy arrays; ``J_regressor`` dense or sparse; ``kintree_table``
+            parents in row 0 with the root's parent -1 or 4294967295) plus optional extra keys
+            (e.g. ``bs_style``; defaults ``"lbs"`` / ``"lrotmin"`` are added as in the official file).
+
+    Stored: floats as float64, ``f`` as uint32, ``J_regressor`` as ``scipy.sparse.csc_matrix``,
+    ``kintree_table`` int64 with root parent ``4294967295``.
+
+    Returns:
+        ``Path(path)``.
+    """
+    _check_model_arrays(arrays, str(path))
+    out = {}
+    for key, value in arrays.items():
+        if key == "J_regressor":
+            out[key] = scipy.sparse.csc_matrix(value, dtype=np.float64)
+        elif key == "kintree_table":
+            table = np.asarray(value).astype(np.int64)
+            table[table < 0] = ROOT_PARENT_UINT32
+            out[key] = table
+        elif key == "f":
+            out[key] = np.ascontiguousarray(value, dtype=np.uint32)
+        elif key in MODEL_KEYS:
+            out[key] = np.ascontiguousarray(value, dtype=np.float64)
+        else:
+            out[key] = value
+    out.setdefault("bs_style", "lbs")
+    out.setdefault("bs_type", "lrotmin")
+    with atomic_open(path) as fh:
+        pickle.dump(out, fh, protocol=2)
+    return Path(path)
+
+
+def load_model(path: str | os.PathLike) -> dict:
+    """Read a FLAME model pickle (FLAME 2020 / 2023 / 2023 Open or synthetic) safely as numpy arrays.
+
+    Args:
+        path: ``generic_model.pkl`` (or ``flame2023.pkl`` ...), or a folder holding ``generic_model.pkl``.
+
+    Returns:
+        dict with the official keys: ``v_template`` (V, 3) float64 metres, ``f`` (F, 3) int64,
+        ``shapedirs`` (V, 3, K) float64, ``posedirs`` (V, 3, 36) float64, ``J_regressor`` (5, V) dense
+        float64, ``weights`` (V, 5) float64, ``kintree_table`` (2, 5) int64 with the root's parent as -1,
+        ``J`` (5, 3) float64; other entries of the file are passed through (chumpy values as arrays).
+
+    Raises:
+        UnsafePickleError: the file carries a global outside the allow-list (nothing executed).
+        KeyError / ValueError: a key is missing or an array has the wrong shape.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "generic_model.pkl"
+    data = safe_load_pickle(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a FLAME model pickle holds a dict, got {type(data).__name__}")
+    _check_model_arrays(data, str(path))
+    out = dict(data)
+    for key in MODEL_KEYS:
+        value = data[key]
+        if key == "J_regressor":
+            out[key] = value.toarray() if scipy.sparse.issparse(value) else np.asarray(value, dtype=np.float64)
+            out[key] = out[key].astype(np.float64)
+        elif key == "kintree_table":
+            table = np.asarray(value).astype(np.int64)
+            table[table == ROOT_PARENT_UINT32] = -1
+            out[key] = table
+        elif key == "f":
+            out[key] = np.asarray(value).astype(np.int64)
+        else:
+            out[key] = np.asarray(value, dtype=np.float64)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Landmark embeddings
+# --------------------------------------------------------------------------------------------------
+
+
+def _int_array(x, shape, name):
+    a = np.asarray(x)
+    if a.shape != shape or not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"{name} must be an integer array of shape {shape}, got {a.dtype} {a.shape}")
+    return a.astype(np.int64)
+
+
+def _bary_array(x, shape, name):
+    a = np.asarray(x, dtype=np.float64)
+    if a.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
+    return a
+
+
+def save_deca_landmark_embedding(path, static_faces, static_bary, dynamic_faces, dynamic_bary,
+                                 full_faces, full_bary) -> Path:
+    """Write DECA's ``landmark_embedding.npy`` (``np.save`` of a dict, atomic).
+
+    Args:
+        static_faces ``(51,)``, static_bary ``(51, 3)``: the inner iBUG landmarks 17..67.
+        dynamic_faces ``(79, 17)``, dynamic_bary ``(79, 17, 3)``: contour rows (see
+            :mod:`facecourse.flame.landmarks` for the row convention).
+        full_faces ``(68,)`` or ``(1, 68)``, full_bary ``(68, 3)`` or ``(1, 68, 3)``: the frontal iBUG-68.
+    """
+    data = {
+        "static_lmk_faces_idx": _int_array(static_faces, (51,), "static_faces"),
+        "static_lmk_bary_coords": _bary_array(static_bary, (51, 3), "static_bary"),
+        "dynamic_lmk_faces_idx": _int_array(dynamic_faces, (79, 17), "dynamic_faces"),
+        "dynamic_lmk_bary_coords": _bary_array(dynamic_bary, (79, 17, 3), "dynamic_bary"),
+        "full_lmk_faces_idx": _int_array(np.reshape(full_faces, (1, 68)), (1, 68), "full_faces"),
+        "full_lmk_bary_coords": _bary_array(np.reshape(full_bary, (1, 68, 3)), (1, 68, 3), "full_bary"),
+    }
+    with atomic_open(path) as fh:
+        np.save(fh, data, allow_pickle=True)
+    return Path(path)
+
+
+def save_ringnet_landmark_embedding(folder, static_faces, static_bary, dynamic_faces, dynamic_bary) -> Path:
+    """Write RingNet's ``flame_static_embedding.pkl`` + ``flame_dynamic_embedding.npy`` into ``folder``.
+
+    Args:
+        static_faces ``(51,)`` (stored uint32), static_bary ``(51, 3)``, dynamic_faces ``(79, 17)``,
+        dynamic_bary ``(79, 17, 3)``.
+
+    Returns:
+        ``Path(folder)``.
+    """
+    folder = Path(folder)
+    static = {"lmk_face_idx": _int_array(static_faces, (51,), "static_faces").astype(np.uint32),
+              "lmk_b_coords": _bary_array(static_bary, (51, 3), "static_bary")}
+    dynamic = {"lmk_face_idx": _int_array(dynamic_faces, (79, 17), "dynamic_faces"),
+               "lmk_b_coords": _bary_array(dynamic_bary, (79, 17, 3), "dynamic_bary")}
+    with atomic_open(folder / RINGNET_STATIC) as fh:
+        pickle.dump(static, fh, protocol=2)
+    with atomic_open(folder / RINGNET_DYNAMIC) as fh:
+        np.save(fh, dynamic, allow_pickle=True)
+    return folder
+
+
+def load_deca_landmark_embedding(path) -> dict:
+    """Read DECA's ``landmark_embedding.npy`` safely.
+
+    Returns:
+        dict ``static_faces`` (51,) int64, ``static_bary`` (51, 3), ``dynamic_faces`` (79, 17) int64,
+        ``dynamic_bary`` (79, 17, 3), ``full_faces`` (68,) int64, ``full_bary`` (68, 3) (float64).
+    """
+    d = safe_load_npy(path)
+    keys = ("static_lmk_faces_idx", "static_lmk_bary_coords", "dynamic_lmk_faces_idx",
+            "dynamic_lmk_bary_coords", "full_lmk_faces_idx", "full_lmk_bary_coords")
+    if not isinstance(d, dict) or any(k not in d for k in keys):
+        raise ValueError(f"{path}: not a DECA landmark embedding (expected a dict with keys {list(keys)})")
+    return {
+        "static_faces": _int_array(d["static_lmk_faces_idx"], (51,), f"{path}: static_lmk_faces_idx"),
+        "static_bary": _bary_array(d["static_lmk_bary_coords"], (51, 3), f"{path}: static_lmk_bary_coords"),
+        "dynamic_faces": _int_array(d["dynamic_lmk_faces_idx"], (79, 17), f"{path}: dynamic_lmk_faces_idx"),
+        "dynamic_bary": _bary_array(d["dynamic_lmk_bary_coords"], (79, 17, 3),
+                                    f"{path}: dynamic_lmk_bary_coords"),
+        "full_faces": _int_array(np.reshape(d["full_lmk_faces_idx"], (68,)), (68,), f"{path}: full_lmk_faces_idx"),
+        "full_bary": _bary_array(np.reshape(d["full_lmk_bary_coords"], (68, 3)), (68, 3),
+                                 f"{path}: full_lmk_bary_coords"),
+    }
+
+
+def load_ringnet_landmark_embedding(folder) -> dict:
+    """Read RingNet's static + dynamic embedding files from ``folder`` safely.
+
+    Returns:
+        dict ``static_faces`` (51,) int64, ``static_bary`` (51, 3), ``dynamic_faces`` (79, 17) int64,
+        ``dynamic_bary`` (79, 17, 3).
+    """
+    folder = Path(folder)
+    static = safe_load_pickle(folder / RINGNET_STATIC)
+    dynamic = safe_load_npy(folder / RINGNET_DYNAMIC)
+    for name, d in ((RINGNET_STATIC, static), (RINGNET_DYNAMIC, dynamic)):
+        if not isinstance(d, dict) or not {"lmk_face_idx", "lmk_b_coords"} <= set(d):
+            raise ValueError(f"{folder / name}: expected a dict with 'lmk_face_idx' and 'lmk_b_coords'")
+    dyn_faces = np.stack([np.asarray(r) for r in dynamic["lmk_face_idx"]]) if isinstance(
+        dynamic["lmk_face_idx"], list) else dynamic["lmk_face_idx"]
+    dyn_bary = np.stack([np.asarray(r) for r in dynamic["lmk_b_coords"]]) if isinstance(
+        dynamic["lmk_b_coords"], list) else dynamic["lmk_b_coords"]
+    return {
+        "static_faces": _int_array(static["lmk_face_idx"], (51,), f"{folder / RINGNET_STATIC}: lmk_face_idx"),
+        "static_bary": _bary_array(static["lmk_b_coords"], (51, 3), f"{folder / RINGNET_STATIC}: lmk_b_coords"),
+        "dynamic_faces": _int_array(dyn_faces, (79, 17), f"{folder / RINGNET_DYNAMIC}: lmk_face_idx"),
+        "dynamic_bary": _bary_array(dyn_bary, (79, 17, 3), f"{folder / RINGNET_DYNAMIC}: lmk_b_coords"),
+    }
+
+
+def find_landmark_embedding(folder) -> dict:
+    """The landmark embedding beside a model: DECA ``landmark_embedding.npy`` first, else RingNet's pair.
+
+    Returns:
+        the dict of :func:`load_ringnet_landmark_embedding` (DECA adds ``full_faces`` / ``full_bary``) and
+        ``source`` (the file name read).
+
+    Raises:
+        FileNotFoundError: neither format is present in ``folder``.
+    """
+    folder = Path(folder)
+    if (folder / DECA_EMBEDDING).is_file():
+        return {**load_deca_landmark_embedding(folder / DECA_EMBEDDING), "source": DECA_EMBEDDING}
+    if (folder / RINGNET_STATIC).is_file() and (folder / RINGNET_DYNAMIC).is_file():
+        return {**load_ringnet_landmark_embedding(folder), "source": RINGNET_STATIC}
+    raise FileNotFoundError(
+        f"no landmark embedding in {folder}: expected {DECA_EMBEDDING} (DECA) or {RINGNET_STATIC} + "
+        f"{RINGNET_DYNAMIC} (RingNet) beside the model; `python data_download.py landmark-embedding` fetches one")
+
+
+# --------------------------------------------------------------------------------------------------
+# Masks
+# --------------------------------------------------------------------------------------------------
+
+
+def save_masks(path, masks: dict) -> Path:
+    """Write ``FLAME_masks.pkl``: dict region name -> int64 vertex indices (pickle protocol 2, atomic)."""
+    out = {}
+    for name, idx in masks.items():
+        a = np.asarray(idx)
+        if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer):
+            raise ValueError(f"mask '{name}' must be a 1-D integer array of vertex indices, got {a.dtype} {a.shape}")
+        out[str(name)] = a.astype(np.int64)
+    with atomic_open(path) as fh:
+        pickle.dump(out, fh, protocol=2)
+    return Path(path)
+
+
+def load_masks(path) -> dict:
+    """Read ``FLAME_masks.pkl`` (a file or the folder holding it) safely.
+
+    Returns:
+        dict region name -> ``(n,)`` int64 vertex indices (official names: :data:`MASK_NAMES`).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / MASKS_FILE
+    data = safe_load_pickle(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: FLAME_masks.pkl holds a dict of vertex index arrays, got {type(data).__name__}")
+    return {str(k): np.asarray(v).astype(np.int64).ravel() for k, v in data.items()}
+
+
+__all__ = [
+    "ChumpyState", "DECA_EMBEDDING", "MASKS_FILE", "MASK_NAMES", "MODEL_KEYS", "RINGNET_DYNAMIC",
+    "RINGNET_STATIC", "ROOT_PARENT_UINT32", "RestrictedUnpickler", "UnsafePickleError",
+    "find_landmark_embedding", "load_deca_landmark_embedding", "load_masks", "load_model",
+    "load_ringnet_landmark_embedding", "safe_load_npy", "safe_load_pickle", "save_deca_landmark_embedding",
+    "save_masks", "save_model", "save_ringnet_landmark_embedding",
+]
