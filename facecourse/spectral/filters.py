@@ -1,0 +1,64 @@
+"""Spectral filters :math:`g(\\lambda)` and exact filtering in the eigenbasis.
+
+A filter scales each graph frequency: :math:`y = U\\, g(\\Lambda)\\, U^\\top M x`. Two classics:
+
+* ideal low-pass :math:`g(\\lambda) = [\\lambda \\le \\lambda_c]`: keep the frequencies below a cut-off,
+* heat kernel :math:`g(\\lambda) = e^{-t\\lambda}`: the solution at time :math:`t` of the diffusion
+  :math:`\\partial_t x = -L x` (or :math:`-M^{-1}Lx`) started from :math:`x`, i.e. :math:`y = e^{-tL}x`.
+
+Exact filtering needs the eigenvectors, which costs :math:`O(V^3)` for all of them; chapter 03 replaces it
+with Chebyshev polynomials of :math:`L` (:mod:`facecourse.spectral.chebyshev`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from facecourse.spectral.eigen import Eigenbasis
+from facecourse.spectral.fourier import graph_fourier
+
+Filter = Callable[[np.ndarray], np.ndarray]
+
+
+def heat_kernel(t: float) -> Filter:
+    """:math:`g(\\lambda) = e^{-t\\lambda}` for diffusion time ``t >= 0`` (unit: 1 / unit of :math:`\\lambda`)."""
+    if not t >= 0:
+        raise ValueError(f"diffusion time t must be >= 0, got {t}")
+
+    def g(lam):
+        return np.exp(-t * np.asarray(lam, dtype=np.float64))
+
+    return g
+
+
+def ideal_lowpass(cutoff: float) -> Filter:
+    """:math:`g(\\lambda) = 1` for :math:`\\lambda \\le \\lambda_c` (``cutoff``), else 0."""
+
+    def g(lam):
+        return (np.asarray(lam, dtype=np.float64) <= cutoff).astype(np.float64)
+
+    return g
+
+
+def spectral_filter(x, basis: Eigenbasis, g: Filter) -> np.ndarray:
+    """Exact filtering in the eigenbasis: :math:`y = U g(\\Lambda) U^\\top M x`.
+
+    With a truncated basis the frequencies beyond it are dropped (i.e. treated as :math:`g = 0`); pass the
+    full basis (:func:`~facecourse.spectral.eigen.full_eigenpairs`) for the exact filter of the operator.
+
+    Args:
+        x: ``(V,)``, ``(V, C)`` or ``(B, V, C)`` signal.
+        basis: eigenbasis with ``k`` pairs.
+        g: vectorised filter, ``(k,) -> (k,)``.
+
+    Returns:
+        Filtered signal, same shape as ``x``.
+    """
+    coeffs = graph_fourier(x, basis)
+    gain = np.asarray(g(basis.eigenvalues), dtype=np.float64)
+    if gain.shape != basis.eigenvalues.shape:
+        raise ValueError(f"g must map ({basis.k},) eigenvalues to ({basis.k},) gains, got {gain.shape}")
+    gain = gain if coeffs.ndim == 1 else gain[:, None]
+    return basis.eigenvectors @ (gain * coeffs)
