@@ -152,3 +152,15 @@ def test_masks_round_trip(tmp_path):
         np.testing.assert_array_equal(back[name], masks[name])
     with pytest.raises(ValueError, match="face"):
         fio.save_masks(tmp_path / "bad.pkl", {"face": np.zeros((2, 2), dtype=int)})
+
+
+def write_tiny_model_dir(folder, seed: int = 0):
+    """Write the tiny model, a DECA landmark embedding on its faces and masks into ``folder`` (tests only)."""
+    arrays = tiny_model(seed)
+    n_f = len(arrays["f"])
+    e = _embedding(seed + 1)
+    e = {k: (v % n_f if "faces" in k else v) for k, v in e.items()}
+    fio.save_model(folder / "generic_model.pkl", arrays)
+    fio.save_deca_landmark_embedding(folder / fio.DECA_EMBEDDING, **e)
+    fio.save_masks(folder / fio.MASKS_FILE, {"face": np.arange(10)})
+    return folder / "generic_model.pkl"

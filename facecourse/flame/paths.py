@@ -1,0 +1,58 @@
+"""Where the FLAME model comes from: real data when present, else the synthetic FLAME-format default.
+
+Layout (official names, :func:`facecourse.data.paths.data_dir`):
+
+* real: ``data/FLAME2020/generic_model.pkl`` (+ landmark embedding and ``FLAME_masks.pkl`` beside it),
+* synthetic: ``data/synthetic/flame/<size>/generic_model.pkl`` with the same files beside it, built on
+  demand by :func:`facecourse.flame.synthetic.build_synthetic_flame`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from facecourse.data.paths import data_dir
+
+SIZES = ("small", "full")
+
+
+def _check_size(size: str) -> None:
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {SIZES}, got {size!r}")
+
+
+def real_model_path() -> Path:
+    """``data_dir()/"FLAME2020"/"generic_model.pkl"`` (may not exist)."""
+    return data_dir() / "FLAME2020" / "generic_model.pkl"
+
+
+def synthetic_model_path(size: str = "small") -> Path:
+    """Path of the synthetic FLAME-format ``generic_model.pkl``; builds it (and the files beside it) if missing.
+
+    Args:
+        size: ``"small"`` (about 1-2k vertices, for CI and notebooks) or ``"full"`` (FLAME-size, ~5k).
+    """
+    _check_size(size)
+    path = data_dir() / "synthetic" / "flame" / size / "generic_model.pkl"
+    if not path.is_file():
+        from facecourse.flame.synthetic import build_synthetic_flame  # lazy: heavy, and only when needed
+
+        build_synthetic_flame(path.parent, size)
+        if not path.is_file():
+            raise FileNotFoundError(f"building the synthetic FLAME model did not produce {path}")
+    return path
+
+
+def default_model_path(size: str = "small") -> Path:
+    """The model the course uses: the real FLAME 2020 pickle when present (real data wins), else synthetic."""
+    _check_size(size)
+    real = real_model_path()
+    return real if real.is_file() else synthetic_model_path(size)
+
+
+def is_synthetic(path) -> bool:
+    """True when ``path`` lies in the synthetic data folder."""
+    return (data_dir() / "synthetic") in Path(path).resolve().parents
+
+
+__all__ = ["SIZES", "default_model_path", "is_synthetic", "real_model_path", "synthetic_model_path"]
