@@ -1,0 +1,43 @@
+"""Differentiable rendering for chapter 04: cameras, rasteriser, SH shading, albedo, backend switch.
+
+Conventions (axes, pixel centres) are written once in :mod:`facecourse.render.camera`.
+"""
+
+from facecourse.render.albedo import (
+    SYNTHETIC_COMPONENTS,
+    UVTextureModel,
+    VertexAlbedoModel,
+    load_obj_uv,
+    load_texture_model,
+    sample_texture,
+    synthetic_albedo_model,
+)
+from facecourse.render.backend import pytorch3d_available, rasterize_any, resolve_backend
+from facecourse.render.camera import (
+    PerspectiveCamera,
+    WeakPerspectiveCamera,
+    frontal_rotation,
+    ndc_to_pixels,
+    perspective,
+    pixel_centers,
+    pixels_to_ndc,
+    weak_perspective,
+)
+from facecourse.render.rasterize import (
+    Fragments,
+    barycentrics_from_faces,
+    interpolate,
+    interpolate_face_attributes,
+    rasterize,
+)
+from facecourse.render.renderer import RenderOutput, render
+from facecourse.render.shading import SH_CONSTANTS, directional_sh, sh_basis, sh_shading
+
+__all__ = [
+    "Fragments", "PerspectiveCamera", "RenderOutput", "SH_CONSTANTS", "SYNTHETIC_COMPONENTS", "UVTextureModel",
+    "VertexAlbedoModel", "WeakPerspectiveCamera", "barycentrics_from_faces", "directional_sh", "frontal_rotation",
+    "interpolate", "interpolate_face_attributes", "load_obj_uv", "load_texture_model", "ndc_to_pixels",
+    "perspective", "pixel_centers", "pixels_to_ndc", "pytorch3d_available", "rasterize", "rasterize_any",
+    "render", "resolve_backend", "sample_texture", "sh_basis", "sh_shading", "synthetic_albedo_model",
+    "weak_perspective",
+]
