@@ -71,13 +71,14 @@ _OTHER_GLOBALS = {("_codecs", "encode"), ("copyreg", "_reconstructor"), ("collec
 class ChumpyState:
     """Stand-in for a pickled chumpy object (any ``chumpy.*`` class): keeps its state, runs nothing.
 
-    :func:`_resolve_chumpy` turns it into a numpy array afterwards: a free variable ``Ch`` keeps its value
-    under ``x``; a few reordering/arithmetic nodes are evaluated from their operands.
+    Each ``chumpy.<module>.<Name>`` global becomes a subclass of this (:func:`_chumpy_class`), so both ways a
+    pickle rebuilds an object (``cls.__new__`` for protocol 2, ``copyreg._reconstructor`` for Python 2
+    protocol 0/1) produce a :class:`ChumpyState`. :func:`_resolve_chumpy` turns it into a numpy array
+    afterwards: a free variable ``Ch`` keeps its value under ``x``; a few reordering/arithmetic nodes are
+    evaluated from their operands.
     """
 
-    def __init__(self, module: str, name: str):
-        self.chumpy_class = f"{module}.{name}"
-        self.state: dict = {}
+    chumpy_class = "chumpy"
 
     def __setstate__(self, state):
         if isinstance(state, tuple) and len(state) == 2:  # (dict state, slots state)
@@ -85,16 +86,18 @@ class ChumpyState:
         self.state = dict(state) if isinstance(state, dict) else {"x": state}
 
     def __repr__(self) -> str:
-        return f"ChumpyState({self.chumpy_class}, keys={sorted(self.state)})"
+        return f"ChumpyState({self.chumpy_class}, keys={sorted(getattr(self, 'state', {}))})"
 
 
-def _chumpy_class(module: str, name: str):
-    """A picklable-looking class whose instances are :class:`ChumpyState` for ``module.name``."""
+_CHUMPY_CLASSES: dict = {}
 
-    def new(cls, *args, **kwargs):
-        return ChumpyState(module, name)
 
-    return type(name, (), {"__new__": new, "__module__": module})
+def _chumpy_class(module: str, name: str) -> type:
+    """The :class:`ChumpyState` subclass standing in for ``module.name`` (one per name)."""
+    key = f"{module}.{name}"
+    if key not in _CHUMPY_CLASSES:
+        _CHUMPY_CLASSES[key] = type(name, (ChumpyState,), {"chumpy_class": key})
+    return _CHUMPY_CLASSES[key]
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -156,7 +159,7 @@ _CHUMPY_BINARY = {"add": np.add, "subtract": np.subtract, "multiply": np.multipl
 def _resolve_chumpy(obj, source: str):
     """Replace :class:`ChumpyState` objects (recursively in containers) by numpy arrays."""
     if isinstance(obj, ChumpyState):
-        state, cls = obj.state, obj.chumpy_class.rsplit(".", 1)[-1]
+        state, cls = getattr(obj, "state", {}), obj.chumpy_class.rsplit(".", 1)[-1]
         if "x" in state:  # a free variable Ch (or subclass): its value
             return np.asarray(_resolve_chumpy(state["x"], source))
         if cls in _CHUMPY_OPS and "a" in state:
