@@ -33,7 +33,7 @@ def format_table(rows: list[dict[str, str]]) -> str:
             lines.append(f"{'':<20}{key + ':':<10}{row[key]}")
         lines.append(f"{'':<20}{'terms:':<10}{row['licence_url']}")
         if row["note"]:
-            lines += textwrap.wrap(row["note"], 100, initial_indent=" " * 20 + "note:     ",
+            lines += textwrap.wrap(row["note"], 116, initial_indent=" " * 20 + "note:     ",
                                    subsequent_indent=" " * 30)
         lines.append("")
     return "\n".join(lines)

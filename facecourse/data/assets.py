@@ -77,6 +77,7 @@ class RemoteFile:
         size: expected size in bytes, or None (unknown / licensed).
         sha256: expected SHA-256, or None (unknown / licensed: recorded in the manifest instead).
         magic: for ``kind="file"``: bytes the file must start with (structure check).
+        text: for ``kind="file"``: the file must be UTF-8 text (e.g. NoW image lists).
         verified: whether the official name/URL was confirmed from public sources (else: best knowledge,
             ``--archive`` accepts a manually downloaded copy whatever its name).
         login: send the asset's account credentials with the request (False for files on a public server,
@@ -92,6 +93,7 @@ class RemoteFile:
     size: int | None = None
     sha256: str | None = None
     magic: bytes | None = None
+    text: bool = False
     verified: bool = True
     login: bool = True
 
@@ -139,14 +141,16 @@ FLAME_ACCOUNT = Account("FLAME", "https://flame.is.tue.mpg.de/", "FLAME_USERNAME
 NOW_ACCOUNT = Account("NoW", "https://now.is.tue.mpg.de/", "NOW_USERNAME", "NOW_PASSWORD")
 COMA_ACCOUNT = Account("CoMA", "https://coma.is.tue.mpg.de/", "COMA_USERNAME", "COMA_PASSWORD")
 
-NOW_ROOT = "NoW_Dataset/final_release_version"
-"""Official NoW layout root (as the NoW evaluation code and DECA/MICA expect it)."""
+NOW_ROOT = "NoW_Dataset"
+"""NoW dataset root, as :mod:`facecourse.now.layout` reads it: the image lists, ``scans/`` and
+``scans_lmks_onlypp/`` at the top, the photos in ``final_release_version/iphone_pictures/`` (the folder
+name inside the official image archive)."""
 
 
 def _now_file(name: str, marker: str | None, kind: str = "archive") -> RemoteFile:
     dest = NOW_ROOT if kind == "archive" else f"{NOW_ROOT}/{name}"
     return RemoteFile(name, MPI_DOWNLOAD.format(domain="now", name=name), kind, dest, marker=marker,
-                      expect=(marker,) if marker else (), verified=False)
+                      expect=(marker,) if marker else (), text=kind == "file", verified=False)
 
 
 ASSETS: dict[str, Asset] = {
@@ -215,14 +219,14 @@ ASSETS: dict[str, Asset] = {
             "https://now.is.tue.mpg.de/license.html",
             "several GB (images); scans and landmarks of the 20 validation subjects are a small part",
             f"{NOW_ROOT}/",
-            (f"{NOW_ROOT}/scans", f"{NOW_ROOT}/scans_lmks_onlypp", f"{NOW_ROOT}/imagepathsvalidation.txt"),
+            (f"{NOW_ROOT}/imagepathsvalidation.txt", f"{NOW_ROOT}/scans/*", f"{NOW_ROOT}/scans_lmks_onlypp/*",
+             f"{NOW_ROOT}/final_release_version/iphone_pictures"),
             files=(
                 _now_file("imagepathsvalidation.txt", None, kind="file"),
                 _now_file("imagepathstest.txt", None, kind="file"),
+                _now_file("NoW_Dataset.zip", "final_release_version/iphone_pictures"),
                 _now_file("scans.tar.gz", "scans"),
                 _now_file("scans_lmks_onlypp.tar.gz", "scans_lmks_onlypp"),
-                _now_file("iphone_pictures.tar.gz", "iphone_pictures"),
-                _now_file("detected_face.tar.gz", "detected_face"),
             ),
             account=NOW_ACCOUNT,
             note="archive names on the NoW download page are not confirmed: if a download fails, get the files "
@@ -330,6 +334,11 @@ def _install_file(remote: RemoteFile, downloaded: Path, root: Path, asset: str) 
         raise DownloadError(f"{asset}: {remote.name} is an HTML page, not the data file; check the credentials.")
     if remote.magic is not None and not head.startswith(remote.magic):
         raise DownloadError(f"{asset}: {remote.name} does not start like the expected format; download it again.")
+    if remote.text:
+        try:
+            downloaded.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise DownloadError(f"{asset}: {remote.name} is not a text file; download it again.") from None
     dest = root / remote.dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", delete=False) as tmp:
@@ -372,9 +381,11 @@ def match_local_file(asset: Asset, path: Path) -> RemoteFile:
 
 
 def _glob_in(member: str, marker: str) -> bool:
+    """True when some run of consecutive folders/names of ``member`` matches the glob ``marker``."""
     from fnmatch import fnmatch
 
-    return any(fnmatch(part, marker) for part in member.split("/"))
+    parts, k = member.split("/"), marker.count("/") + 1
+    return any(fnmatch("/".join(parts[i:i + k]), marker) for i in range(len(parts) - k + 1))
 
 
 def fetch_asset(
@@ -453,16 +464,18 @@ def build_synthetic(
     root: str | os.PathLike | None = None,
     *,
     force: bool = False,
-    builders: tuple[SyntheticBuilder, ...] = SYNTHETIC_BUILDERS,
+    builders: tuple[SyntheticBuilder, ...] | None = None,
     log: Callable[[str], None] = print,
 ) -> list[Path]:
     """Build the synthetic embedded default (offline) under ``root/synthetic``; return the built folders.
 
     Each builder writes into a fresh staging folder beside its target; the staging folder replaces the
     target only when the builder returned without error, so an interrupted build leaves nothing
-    half-written. Parts already present are kept unless ``force``.
+    half-written. Parts already present are kept unless ``force``. ``builders`` defaults to
+    :data:`SYNTHETIC_BUILDERS`.
     """
     root = Path(root) if root is not None else data_dir()
+    builders = SYNTHETIC_BUILDERS if builders is None else builders
     built = []
     for builder in builders:
         target = root / builder.target
