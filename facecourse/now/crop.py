@@ -1,0 +1,91 @@
+r"""The NoW face crop: keep the scan vertices inside a sphere placed on the face by the 7 landmarks.
+
+With the NoW-7 landmarks :math:`l_0 \dots l_6` (outer/inner right eye corner, inner/outer left eye corner,
+nose bottom, mouth corners; iBUG 36, 39, 42, 45, 33, 48, 54), the nose bridge is
+:math:`b = (l_1 + l_2)/2`, the centre is a third of the way from the nose bottom up to the bridge,
+
+.. math:: c = l_4 + 0.3\,(b - l_4), \qquad r = 1.4\,\frac{\lVert l_0 - l_3\rVert + \lVert b - l_4\rVert}{2},
+
+and a scan vertex :math:`x` is kept when :math:`\lVert x - c\rVert \le r`. Faces survive when all three of
+their vertices do (the error is measured from vertices only, the faces are kept for display).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Landmark order of the NoW-7 set (names for figures and .pp files).
+NOW7_NAMES = ("right_eye_outer", "right_eye_inner", "left_eye_inner", "left_eye_outer", "nose_bottom",
+              "mouth_right", "mouth_left")
+
+
+def check_landmarks7(landmarks, name: str = "landmarks") -> np.ndarray:
+    """Validate NoW-7 landmarks: ``(7, 3)`` or ``(1, 7, 3)`` finite numbers -> ``(7, 3)`` float64.
+
+    Raises:
+        ValueError: naming ``name`` when the shape or values are wrong.
+    """
+    arr = np.asarray(landmarks, dtype=np.float64)
+    if arr.ndim == 3 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.shape != (7, 3):
+        raise ValueError(f"{name} must hold the 7 NoW landmarks as (7, 3) (or (1, 7, 3)), got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains non-finite values")
+    return arr
+
+
+def face_crop_sphere(landmarks) -> tuple[np.ndarray, float]:
+    """Centre ``(3,)`` and radius of the NoW crop sphere from the scan's 7 landmarks ``(7, 3)`` (same units)."""
+    lm = check_landmarks7(landmarks)
+    bridge = 0.5 * (lm[1] + lm[2])
+    centre = lm[4] + 0.3 * (bridge - lm[4])
+    radius = 1.4 * 0.5 * (np.linalg.norm(lm[0] - lm[3]) + np.linalg.norm(bridge - lm[4]))
+    return centre, float(radius)
+
+
+@dataclass(frozen=True)
+class CroppedScan:
+    """A scan cropped to the face: ``vertices (N, 3)``, ``faces (M, 3)`` re-indexed into them, ``index (N,)``
+    the kept rows of the original vertices, and the crop sphere (``centre (3,)``, ``radius``)."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    index: np.ndarray
+    centre: np.ndarray
+    radius: float
+
+
+def crop_scan(vertices, faces, landmarks) -> CroppedScan:
+    """Crop a scan to the NoW face sphere (:func:`face_crop_sphere`).
+
+    Args:
+        vertices: ``(V, 3)`` scan vertices (mm).
+        faces: ``(F, 3)`` int scan faces (may be empty: a point cloud).
+        landmarks: ``(7, 3)`` scan landmarks (mm).
+
+    Returns:
+        :class:`CroppedScan`.
+
+    Raises:
+        ValueError: bad shapes, or no vertex inside the sphere (landmarks not on this scan).
+    """
+    v = np.asarray(vertices, dtype=np.float64)
+    if v.ndim != 2 or v.shape[1] != 3 or len(v) == 0:
+        raise ValueError(f"scan vertices must have shape (V, 3) with V > 0, got {v.shape}")
+    f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    centre, radius = face_crop_sphere(landmarks)
+    keep = np.linalg.norm(v - centre, axis=1) <= radius
+    index = np.flatnonzero(keep)
+    if len(index) == 0:
+        raise ValueError(f"no scan vertex lies within {radius:.3g} of the crop centre {centre}: "
+                         "do the landmarks belong to this scan (same units)?")
+    remap = np.full(len(v), -1, dtype=np.int64)
+    remap[index] = np.arange(len(index))
+    kept_faces = remap[f[keep[f].all(axis=1)]] if len(f) else np.zeros((0, 3), dtype=np.int64)
+    return CroppedScan(v[index], kept_faces, index, centre, radius)
+
+
+__all__ = ["CroppedScan", "NOW7_NAMES", "check_landmarks7", "crop_scan", "face_crop_sphere"]

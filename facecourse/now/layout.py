@@ -1,0 +1,245 @@
+"""The NoW dataset and prediction layouts (official file names), with readers and writers.
+
+Dataset folder (``NoW_Dataset/final_release_version/``, real data under the data directory, the synthetic
+set under ``synthetic/``; see :func:`default_now_dir`)::
+
+    imagepathsvalidation.txt      lines "subject/challenge/IMG.jpg" (validation split)
+    imagepathstest.txt            the same for the test split (scans withheld for the real test set)
+    iphone_pictures/<subject>/<challenge>/<IMG>.jpg     the photos
+    detected_face/<subject>/<challenge>/<IMG>.npy       face boxes (not used by the evaluation)
+    scans/<subject>/*.obj                     the ground-truth scan, millimetres (first .obj in sorted order)
+    scans_lmks_onlypp/<subject>/*.pp          its 7 landmarks, MeshLab picked points (facecourse.now.pp)
+
+Predictions (``<pred>/``), one per image line::
+
+    <pred>/<subject>/<challenge>/<IMG>.obj   (or .ply)       the predicted mesh, any unit
+    <pred>/<subject>/<challenge>/<IMG>.npy   (or .txt)       its NoW-7 landmarks, (7, 3) or (1, 7, 3);
+                                                             .txt: 7 lines "x y z"
+
+Challenges: :data:`CHALLENGES`. A missing file raises :class:`PredictionMissing`, an unreadable or
+inconsistent one :class:`PredictionMalformed`; both carry the path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from facecourse.data.atomic import atomic_open, atomic_path
+from facecourse.data.paths import data_dir
+from facecourse.mesh import load_mesh, save_mesh
+from facecourse.now.crop import check_landmarks7
+from facecourse.now.pp import read_pp
+
+CHALLENGES = ("multiview_neutral", "multiview_expressions", "multiview_occlusions", "selfie")
+SPLIT_FILES = {"val": "imagepathsvalidation.txt", "test": "imagepathstest.txt"}
+IMAGES_SUBDIR = Path("iphone_pictures")
+#: Where the dataset folder sits below the data directory (real) or ``data_dir()/"synthetic"`` (synthetic).
+DATASET_SUBDIR = Path("NoW_Dataset") / "final_release_version"
+MESH_SUFFIXES = (".obj", ".ply")
+LANDMARK_SUFFIXES = (".npy", ".txt")
+
+
+@dataclass(frozen=True, order=True)
+class NowImage:
+    """One line of a NoW image list: ``subject``, ``challenge`` and the image file ``name`` (with suffix)."""
+
+    subject: str
+    challenge: str
+    name: str
+
+    @property
+    def line(self) -> str:
+        """The image-list line ``subject/challenge/name``."""
+        return f"{self.subject}/{self.challenge}/{self.name}"
+
+    @property
+    def stem(self) -> str:
+        """The image name without its suffix (prediction files are named after it)."""
+        return Path(self.name).stem
+
+    @classmethod
+    def parse(cls, line: str) -> "NowImage":
+        """Parse ``[.../]subject/challenge/IMG.jpg`` (the last three path components, as the official tool)."""
+        parts = [p for p in line.strip().replace("\\", "/").split("/") if p]
+        if len(parts) < 3:
+            raise ValueError(f"image-list line must look like 'subject/challenge/IMG.jpg', got {line!r}")
+        subject, challenge, name = parts[-3:]
+        if challenge not in CHALLENGES:
+            raise ValueError(f"image-list line {line!r}: challenge must be one of {CHALLENGES}, got {challenge!r}")
+        return cls(subject, challenge, name)
+
+
+def split_file(dataset_dir: str | os.PathLike, split: str) -> Path:
+    """Path of the image list of ``split`` (``"val"`` or ``"test"``) in ``dataset_dir``."""
+    if split not in SPLIT_FILES:
+        raise ValueError(f"split must be one of {sorted(SPLIT_FILES)}, got {split!r}")
+    return Path(dataset_dir) / SPLIT_FILES[split]
+
+
+def read_image_list(dataset_dir: str | os.PathLike, split: str = "val") -> list[NowImage]:
+    """The images of a split, in file order (blank lines skipped)."""
+    path = split_file(dataset_dir, split)
+    if not path.is_file():
+        raise FileNotFoundError(f"NoW image list not found: {path} (is {dataset_dir} a NoW_Dataset folder?)")
+    return [NowImage.parse(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_image_list(path: str | os.PathLike, images) -> Path:
+    """Write image-list lines (atomically)."""
+    with atomic_open(path, "w") as handle:
+        handle.write("".join(f"{im.line}\n" for im in images))
+    return Path(path)
+
+
+def real_now_dir() -> Path:
+    """``data_dir()/NoW_Dataset/final_release_version`` (the real NoW validation data; may not exist)."""
+    return data_dir() / DATASET_SUBDIR
+
+
+def default_now_dir() -> Path:
+    """The NoW dataset folder the course uses: the real one when its validation list and scans are present
+    (real data wins), else the synthetic NoW-format set (built on demand, :func:`facecourse.now.synthetic_now_dir`)."""
+    real = real_now_dir()
+    if (real / SPLIT_FILES["val"]).is_file() and (real / "scans").is_dir():
+        return real
+    from facecourse.now.synthetic import synthetic_now_dir  # lazy: needs FLAME
+
+    return synthetic_now_dir()
+
+
+def image_path(dataset_dir: str | os.PathLike, image: NowImage) -> Path:
+    """Where the photo of ``image`` lives in the dataset."""
+    return Path(dataset_dir) / IMAGES_SUBDIR / image.subject / image.challenge / image.name
+
+
+def scan_files(dataset_dir: str | os.PathLike, subject: str) -> tuple[Path, Path]:
+    """``(scan .obj, landmarks .pp)`` of a subject (the first of each in sorted order, as the official tool)."""
+    root = Path(dataset_dir)
+    found = []
+    for sub, pattern in (("scans", "*.obj"), ("scans_lmks_onlypp", "*.pp")):
+        files = sorted((root / sub / subject).glob(pattern))
+        if not files:
+            raise FileNotFoundError(f"no {pattern} for subject {subject!r} in {root / sub / subject}")
+        found.append(files[0])
+    return found[0], found[1]
+
+
+@lru_cache(maxsize=4)
+def _load_scan_cached(obj: str, pp: str, mtimes: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    v, f = load_mesh(obj)
+    return v, f, read_pp(pp, expected=7)
+
+
+def load_scan(dataset_dir: str | os.PathLike, subject: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A subject's scan ``(vertices (V, 3) mm, faces (F, 3), landmarks (7, 3) mm)`` (cached per process)."""
+    obj, pp = scan_files(dataset_dir, subject)
+    return _load_scan_cached(str(obj), str(pp), (obj.stat().st_mtime_ns, pp.stat().st_mtime_ns))
+
+
+class PredictionMissing(FileNotFoundError):
+    """A prediction file is absent; ``paths`` lists the candidates that were looked for."""
+
+    def __init__(self, message: str, paths: list[Path]):
+        super().__init__(message)
+        self.paths = paths
+
+
+class PredictionMalformed(ValueError):
+    """A prediction file exists but cannot be used; ``path`` names it."""
+
+    def __init__(self, message: str, path: Path):
+        super().__init__(message)
+        self.path = path
+
+
+def prediction_files(pred_dir: str | os.PathLike, image: NowImage) -> tuple[Path, Path]:
+    """``(mesh, landmarks)`` files of ``image``; the first existing suffix wins (.obj before .ply, .npy
+    before .txt).
+
+    Raises:
+        PredictionMissing: naming every candidate of whichever file is absent.
+    """
+    base = Path(pred_dir) / image.subject / image.challenge / image.stem
+    chosen = []
+    for kind, suffixes in (("mesh", MESH_SUFFIXES), ("landmarks", LANDMARK_SUFFIXES)):
+        candidates = [base.with_suffix(s) for s in suffixes]
+        hit = next((c for c in candidates if c.is_file()), None)
+        if hit is None:
+            raise PredictionMissing(f"{image.line}: predicted {kind} not found ("
+                                    + " or ".join(str(c) for c in candidates) + ")", candidates)
+        chosen.append(hit)
+    return chosen[0], chosen[1]
+
+
+def load_landmarks_file(path: str | os.PathLike) -> np.ndarray:
+    """Predicted NoW-7 landmarks from ``.npy`` (``(7, 3)`` or ``(1, 7, 3)``) or ``.txt`` (7 lines ``x y z``,
+    spaces or commas) -> ``(7, 3)`` float64.
+
+    Raises:
+        PredictionMalformed: unreadable file, wrong count/shape, or non-finite values.
+    """
+    path = Path(path)
+    try:
+        if path.suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        else:
+            rows = [re.split(r"[\s,]+", ln.strip()) for ln in path.read_text().splitlines() if ln.strip()]
+            arr = np.asarray(rows, dtype=np.float64)
+        return check_landmarks7(arr, name=f"landmarks in {path}")
+    except (ValueError, OSError) as exc:
+        raise PredictionMalformed(f"{path}: {exc}", path) from exc
+
+
+def load_prediction(pred_dir: str | os.PathLike, image: NowImage) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[Path, Path]]:
+    """The prediction of ``image``: ``(vertices (V, 3), faces (F, 3), landmarks (7, 3), (mesh, lmk paths))``.
+
+    Raises:
+        PredictionMissing: a file is absent.
+        PredictionMalformed: a file is empty, unreadable, has no faces, or holds non-finite numbers.
+    """
+    mesh_path, lmk_path = prediction_files(pred_dir, image)
+    try:
+        v, f = load_mesh(mesh_path)
+    except (ValueError, OSError) as exc:
+        raise PredictionMalformed(f"{mesh_path}: {exc}", mesh_path) from exc
+    if len(f) == 0:
+        raise PredictionMalformed(f"{mesh_path}: the predicted mesh has no triangles", mesh_path)
+    return v, f, load_landmarks_file(lmk_path), (mesh_path, lmk_path)
+
+
+def write_prediction(pred_dir: str | os.PathLike, image: NowImage, vertices, faces, landmarks,
+                     mesh_suffix: str = ".obj") -> tuple[Path, Path]:
+    """Write one prediction in the NoW layout (mesh + ``(7, 3)`` landmarks ``.npy``), atomically.
+
+    Args:
+        pred_dir: the predictions root.
+        image: which image it answers.
+        vertices: ``(V, 3)``; faces: ``(F, 3)``; landmarks: ``(7, 3)``, all in the same unit.
+        mesh_suffix: ``".obj"`` or ``".ply"``.
+
+    Returns:
+        ``(mesh path, landmarks path)``.
+    """
+    if mesh_suffix not in MESH_SUFFIXES:
+        raise ValueError(f"mesh_suffix must be one of {MESH_SUFFIXES}, got {mesh_suffix!r}")
+    base = Path(pred_dir) / image.subject / image.challenge / image.stem
+    lm = check_landmarks7(np.asarray(landmarks.detach().cpu() if hasattr(landmarks, "detach") else landmarks))
+    mesh_path = save_mesh(base.with_suffix(mesh_suffix), vertices, faces)
+    lmk_path = base.with_suffix(".npy")
+    with atomic_path(lmk_path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, lm)
+    return mesh_path, lmk_path
+
+
+__all__ = [
+    "CHALLENGES", "DATASET_SUBDIR", "IMAGES_SUBDIR", "default_now_dir", "real_now_dir", "NowImage", "PredictionMalformed", "PredictionMissing", "SPLIT_FILES",
+    "image_path", "load_landmarks_file", "load_prediction", "load_scan", "prediction_files",
+    "read_image_list", "scan_files", "split_file", "write_image_list", "write_prediction",
+]
