@@ -1,0 +1,127 @@
+"""FLAME views: an interactive k3d head with ipywidgets sliders and its static matplotlib counterpart.
+
+Both views evaluate the same parameter sets (:func:`slider_params`), so the static grid shows exactly what
+the sliders do: the first shape components, the first expression components and the jaw opening.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from facecourse.viz.mesh import k3d_mesh, plot_mesh
+
+#: Variation kinds of :func:`variation_grid`.
+KINDS = ("shape", "expression", "jaw")
+
+
+def slider_params(flame, shape=(), expression=(), jaw: float = 0.0) -> dict:
+    """FLAME keyword arguments for a batch of one from slider values.
+
+    Args:
+        flame: a :class:`facecourse.flame.FLAME`.
+        shape: values of the first ``len(shape)`` shape coefficients (standard deviations).
+        expression: values of the first expression coefficients.
+        jaw: jaw opening in radians (rotation about the model's +x axis; positive opens the mouth).
+
+    Returns:
+        dict for ``flame(**params)``.
+    """
+    p = flame.v_template
+    params = {}
+    if len(shape):
+        params["shape"] = torch.as_tensor([list(shape)], dtype=p.dtype, device=p.device)
+    if len(expression):
+        params["expression"] = torch.as_tensor([list(expression)], dtype=p.dtype, device=p.device)
+    params["jaw_pose"] = torch.as_tensor([[float(jaw), 0.0, 0.0]], dtype=p.dtype, device=p.device)
+    return params
+
+
+@torch.no_grad()
+def head_vertices(flame, **params) -> np.ndarray:
+    """``(V, 3)`` numpy vertices of ``flame(**params)`` for a batch of one."""
+    return flame(**params).vertices[0].detach().cpu().numpy()
+
+
+def variation_params(flame, kind: str, index: int, value: float) -> dict:
+    """Parameters setting one component: ``kind`` in :data:`KINDS`, ``index`` its number (ignored for jaw)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if kind == "jaw":
+        return slider_params(flame, jaw=value)
+    values = [0.0] * (index + 1)
+    values[index] = value
+    return slider_params(flame, **{kind: values})
+
+
+def variation_grid(flame, rows=(("shape", 0), ("shape", 1), ("expression", 0), ("expression", 1), ("jaw", 0)),
+                   values=(-2.0, 0.0, 2.0), jaw_values=(0.0, 0.15, 0.3), azimuth: float = 25.0,
+                   axes_size: float = 2.0):
+    """Static grid: one row per varied component, one column per value (front-ish view).
+
+    Args:
+        flame: a :class:`facecourse.flame.FLAME`.
+        rows: ``(kind, index)`` pairs, kind in :data:`KINDS`.
+        values: coefficient values (standard deviations) for shape/expression rows.
+        jaw_values: jaw angles (radians) for the jaw row.
+        azimuth: view angle (degrees) of :func:`facecourse.viz.plot_mesh`.
+        axes_size: inches per panel.
+
+    Returns:
+        the matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    n_cols = max(len(values), len(jaw_values))
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(axes_size * n_cols, axes_size * len(rows)),
+                             squeeze=False)
+    faces = flame.faces.cpu().numpy()
+    for r, (kind, index) in enumerate(rows):
+        vals = jaw_values if kind == "jaw" else values
+        for c in range(n_cols):
+            ax = axes[r, c]
+            if c >= len(vals):
+                ax.axis("off")
+                continue
+            v = head_vertices(flame, **variation_params(flame, kind, index, vals[c]))
+            label = f"jaw {vals[c]:.2f} rad" if kind == "jaw" else f"{kind} {index + 1} = {vals[c]:+.1f}"
+            plot_mesh(ax, v, faces, azimuth=azimuth, title=label)
+    fig.tight_layout()
+    return fig
+
+
+def interactive_head(flame, n_shape: int = 3, n_exp: int = 3, value_range: float = 3.0,
+                     jaw_max: float = 0.4):
+    """k3d head with ipywidgets sliders for the first shape/expression components and the jaw.
+
+    Args:
+        flame: a :class:`facecourse.flame.FLAME`.
+        n_shape, n_exp: number of shape / expression sliders (each in ``[-value_range, value_range]``).
+        jaw_max: largest jaw opening (radians).
+
+    Returns:
+        an ``ipywidgets.VBox`` (display it; the k3d plot updates in place when a slider moves).
+    """
+    import ipywidgets as widgets
+
+    n_shape, n_exp = min(n_shape, flame.n_shape), min(n_exp, flame.n_exp)
+    faces = flame.faces.cpu().numpy()
+    plot, mesh = k3d_mesh(head_vertices(flame, **slider_params(flame)), faces)
+    style = {"description_width": "initial"}
+    sliders = [widgets.FloatSlider(value=0.0, min=-value_range, max=value_range, step=0.1,
+                                   description=f"shape {i + 1}", style=style) for i in range(n_shape)]
+    sliders += [widgets.FloatSlider(value=0.0, min=-value_range, max=value_range, step=0.1,
+                                    description=f"expression {i + 1}", style=style) for i in range(n_exp)]
+    jaw = widgets.FloatSlider(value=0.0, min=0.0, max=jaw_max, step=0.01, description="jaw (rad)", style=style)
+
+    def update(_=None):
+        vals = [s.value for s in sliders]
+        params = slider_params(flame, shape=vals[:n_shape], expression=vals[n_shape:], jaw=jaw.value)
+        mesh.vertices = head_vertices(flame, **params).astype(np.float32)
+
+    for s in [*sliders, jaw]:
+        s.observe(update, names="value")
+    return widgets.VBox([widgets.HBox([widgets.VBox(sliders), jaw]), plot])
+
+
+__all__ = ["KINDS", "head_vertices", "interactive_head", "slider_params", "variation_grid", "variation_params"]

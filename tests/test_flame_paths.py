@@ -1,0 +1,35 @@
+"""Model paths: real FLAME 2020 wins over the synthetic default; the synthetic one is built when missing."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+from test_flame_io import write_tiny_model_dir
+
+from facecourse.flame import default_model_path, is_synthetic, synthetic_model_path
+
+
+def test_synthetic_is_built_when_missing_and_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACECOURSE_DATA", str(tmp_path))
+    calls = []
+
+    def build(out_dir, size):
+        calls.append((out_dir, size))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_tiny_model_dir(out_dir)
+
+    monkeypatch.setitem(sys.modules, "facecourse.flame.synthetic", types.SimpleNamespace(build_synthetic_flame=build))
+    path = synthetic_model_path("small")
+    assert path == tmp_path / "synthetic" / "flame" / "small" / "generic_model.pkl" and path.is_file()
+    assert calls == [(path.parent, "small")]
+    assert synthetic_model_path("small") == path and len(calls) == 1  # not rebuilt
+    assert default_model_path("small") == path and is_synthetic(path)
+    real = tmp_path / "FLAME2020"
+    real.mkdir()
+    write_tiny_model_dir(real)
+    assert default_model_path("small") == real / "generic_model.pkl"  # real data wins
+    assert not is_synthetic(default_model_path("small"))
+    with pytest.raises(ValueError, match="size"):
+        synthetic_model_path("huge")

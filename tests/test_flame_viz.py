@@ -1,0 +1,53 @@
+"""FLAME views: the static grid draws every variation; the sliders change the k3d mesh."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+import torch
+from test_flame_io import write_tiny_model_dir
+
+from facecourse.flame import FLAME
+from facecourse.viz.flame import head_vertices, interactive_head, variation_grid, variation_params
+
+
+@pytest.fixture(scope="module")
+def flame(tmp_path_factory):
+    return FLAME.from_file(write_tiny_model_dir(tmp_path_factory.mktemp("viz")), n_shape=6, n_exp=4)
+
+
+def test_variation_params_change_only_their_component(flame):
+    p = variation_params(flame, "expression", 2, 1.5)
+    assert p["expression"].tolist() == [[0.0, 0.0, 1.5]] and "shape" not in p
+    rest = head_vertices(flame)
+    moved = head_vertices(flame, **p)
+    expect = rest + 1.5 * flame.shapedirs[:, :, flame.n_shape + 2].numpy()
+    np.testing.assert_allclose(moved, expect, atol=1e-6)
+    with pytest.raises(ValueError, match="kind"):
+        variation_params(flame, "nose", 0, 1.0)
+
+
+def test_grid_has_one_panel_per_variation(flame):
+    fig = variation_grid(flame, rows=(("shape", 0), ("jaw", 0)), values=(-2, 0, 2), jaw_values=(0, 0.2))
+    axes = np.array(fig.axes).reshape(2, 3)
+    assert [len(ax.collections) for ax in axes[0]] == [1, 1, 1]
+    assert [len(ax.collections) for ax in axes[1]] == [1, 1, 0]
+
+
+def test_sliders_move_the_k3d_mesh(flame):
+    box = interactive_head(flame, n_shape=2, n_exp=1)
+    sliders = box.children[0].children[0].children
+    jaw = box.children[0].children[1]
+    plot = box.children[1]
+    mesh = plot.objects[0]
+    before = np.array(mesh.vertices)
+    sliders[0].value = 2.0
+    after = np.array(mesh.vertices)
+    np.testing.assert_allclose(after, before + 2.0 * flame.shapedirs[:, :, 0].numpy(), atol=1e-5)
+    jaw.value = 0.3
+    expect = head_vertices(flame, shape=torch.tensor([[2.0, 0.0]]), jaw_pose=torch.tensor([[0.3, 0.0, 0.0]]))
+    np.testing.assert_allclose(np.array(mesh.vertices), expect, atol=1e-5)
