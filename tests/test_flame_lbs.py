@@ -121,3 +121,19 @@ def test_lbs_zero_pose_is_shaped_template_and_root_rotation_is_rigid():
     rot = Rotation.from_rotvec([0.3, -0.7, 0.2])
     expect = np.stack([rot.apply((shaped[b] - root[b]).numpy()) + root[b].numpy() for b in range(2)])
     np.testing.assert_allclose(verts_r.numpy(), expect, atol=1e-12)
+
+
+def test_blend_shape_variance_matches_sample_variance():
+    rng = np.random.default_rng(4)
+    dirs = torch.tensor(rng.normal(size=(30, 3, 5)) * np.array([3.0, 2.0, 1.0, 0.5, 0.0]))
+    frac = L.blend_shape_variance(dirs).numpy()
+    assert abs(frac.sum() - 1) < 1e-12 and frac[4] == 0 and np.all(np.diff(frac[:4]) < 0)
+    # Monte Carlo: fraction of the total variance of samples with one component switched on
+    coeff = torch.tensor(rng.normal(size=(20000, 5)))
+    total = L.blend_shapes(coeff, dirs).var(dim=0).sum().item()
+    for k in range(5):
+        only = torch.zeros_like(coeff)
+        only[:, k] = coeff[:, k]
+        part = L.blend_shapes(only, dirs).var(dim=0).sum().item()
+        assert abs(part / total - frac[k]) < 0.03
+    assert L.blend_shape_variance(torch.zeros(4, 3, 2)).sum() == 0

@@ -14,8 +14,8 @@ from facecourse.flame.io import (
 )
 from facecourse.flame.landmarks import NOW7_IBUG, NOW7_STATIC51, barycentric_points
 from facecourse.flame.lbs import (
-    batch_rigid_transform, batch_rodrigues, blend_shapes, lbs, pose_feature, pose_offsets, rodrigues, skin,
-    vertices2joints,
+    batch_rigid_transform, batch_rodrigues, blend_shape_variance, blend_shapes, lbs, pose_feature, pose_offsets,
+    rodrigues, skin, vertices2joints,
 )
 from facecourse.flame.masks import MICA_REGION_WEIGHTS, region_weights, vertex_mask
 from facecourse.flame.model import FLAME, JOINT_NAMES, FLAMEOutput, flame_landmarks, head_yaw
@@ -24,7 +24,8 @@ from facecourse.flame.paths import default_model_path, is_synthetic, real_model_
 __all__ = [
     "FLAME", "FLAMEOutput", "JOINT_NAMES", "MASK_NAMES", "MICA_REGION_WEIGHTS", "MODEL_KEYS", "NOW7_IBUG",
     "NOW7_STATIC51", "UnsafePickleError", "barycentric_points", "batch_rigid_transform", "batch_rodrigues",
-    "blend_shapes", "default_model_path", "find_landmark_embedding", "flame_landmarks", "head_yaw",
+    "blend_shape_variance", "blend_shapes", "default_model_path", "find_landmark_embedding", "flame_landmarks",
+    "head_yaw",
     "is_synthetic", "lbs", "load_deca_landmark_embedding", "load_masks", "load_model",
     "load_ringnet_landmark_embedding", "pose_feature", "pose_offsets", "real_model_path", "region_weights",
     "rodrigues", "safe_load_npy", "safe_load_pickle", "save_deca_landmark_embedding", "save_masks", "save_model",

@@ -85,6 +85,26 @@ def blend_shapes(coefficients: torch.Tensor, directions: torch.Tensor) -> torch.
     return torch.einsum("bk,vck->bvc", coefficients, directions)
 
 
+def blend_shape_variance(directions: torch.Tensor) -> torch.Tensor:
+    r"""Fraction of the model's total vertex variance each blend shape explains.
+
+    With coefficients drawn independently from :math:`\mathcal N(0, 1)` (how FLAME's PCA coefficients are
+    scaled), the offset :math:`\sum_k c_k D_k` has total variance
+    :math:`\operatorname{tr}\operatorname{Cov} = \sum_k \|D_k\|^2`, so component :math:`k` explains
+    :math:`\|D_k\|^2 / \sum_j \|D_j\|^2` (for PCA directions :math:`D_k = \sigma_k u_k` this is
+    :math:`\sigma_k^2 / \sum_j \sigma_j^2`). All-zero directions give zeros.
+
+    Args:
+        directions: ``(V, 3, K)`` blend shapes (``shapedirs`` layout).
+
+    Returns:
+        ``(K,)`` fractions summing to 1 (or all zero).
+    """
+    energy = directions.square().sum(dim=(0, 1))
+    total = energy.sum()
+    return energy / total if total > 0 else energy
+
+
 def vertices2joints(j_regressor: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
     r"""Joint locations :math:`J = \mathcal{J} V` regressed from vertices.
 
@@ -194,5 +214,5 @@ def lbs(coefficients: torch.Tensor, pose: torch.Tensor, v_template: torch.Tensor
     return skin(v_posed, weights, transforms), posed_joints, rot_mats
 
 
-__all__ = ["batch_rigid_transform", "batch_rodrigues", "blend_shapes", "lbs", "pose_feature", "pose_offsets",
+__all__ = ["batch_rigid_transform", "batch_rodrigues", "blend_shape_variance", "blend_shapes", "lbs", "pose_feature", "pose_offsets",
            "rodrigues", "skew", "skin", "vertices2joints"]
