@@ -214,5 +214,5 @@ def lbs(coefficients: torch.Tensor, pose: torch.Tensor, v_template: torch.Tensor
     return skin(v_posed, weights, transforms), posed_joints, rot_mats
 
 
-__all__ = ["batch_rigid_transform", "batch_rodrigues", "blend_shape_variance", "blend_shapes", "lbs", "pose_feature", "pose_offsets",
-           "rodrigues", "skew", "skin", "vertices2joints"]
+__all__ = ["batch_rigid_transform", "batch_rodrigues", "blend_shape_variance", "blend_shapes", "lbs",
+           "pose_feature", "pose_offsets", "rodrigues", "skew", "skin", "vertices2joints"]
