@@ -212,6 +212,19 @@ def test_landmark_embedding_structure_is_checked(tmp_path):
     assert (tmp_path / "data" / "FLAME2020" / "landmark_embedding.npy").read_bytes().startswith(b"\x93NUMPY")
 
 
+def test_changed_release_is_noticed_through_the_manifest(tmp_path):
+    local = tmp_path / "landmark_embedding.npy"
+    messages = []
+    local.write_bytes(b"\x93NUMPY version 1")
+    fetch_asset("landmark-embedding", root=tmp_path / "data", local_files=[local], log=messages.append)
+    assert not any("differs" in m for m in messages)
+    local.write_bytes(b"\x93NUMPY version 2")
+    fetch_asset("landmark-embedding", root=tmp_path / "data", local_files=[local], log=messages.append)
+    assert any("differs from the copy recorded" in m for m in messages)
+    entry = read_manifest(tmp_path / "data")["landmark-embedding"]["landmark_embedding.npy"]
+    assert entry["sha256"] == hashlib.sha256(b"\x93NUMPY version 2").hexdigest()
+
+
 def test_unrecognised_local_file_is_refused(tmp_path):
     other = tmp_path / "holiday.zip"
     other.write_bytes(_zip({"photo.jpg": b"x"}))

@@ -307,6 +307,15 @@ def test_tar_symlink_outside_is_refused_inside_is_allowed(tmp_path):
     assert tmp_path / "out" / "a.txt" in installed
 
 
+def test_chained_tar_links_cannot_escape(tmp_path):
+    archive = tmp_path / "chain.tar.gz"
+    archive.write_bytes(make_tar([_symlink("b", "."), _symlink("a", "b/.."), tarfile.TarInfo("a/escaped.txt")],
+                                 {"a/escaped.txt": b"evil"}))
+    with pytest.raises(UnsafeArchiveError):
+        install_archive(archive, tmp_path / "out" / "FLAME2020", asset="flame2020")
+    assert not (tmp_path / "out" / "escaped.txt").exists() and files_under(tmp_path / "out") == []
+
+
 def test_tar_device_file_is_refused(tmp_path):
     info = tarfile.TarInfo("dev")
     info.type = tarfile.CHRTYPE
@@ -325,6 +334,32 @@ def test_zip_symlink_outside_is_refused(tmp_path):
     (tmp_path / "l.zip").write_bytes(buffer.getvalue())
     with pytest.raises(UnsafeArchiveError, match="links outside"):
         check_archive(tmp_path / "l.zip")
+
+
+def _zip_with_links(links: dict[str, str], files: dict[str, bytes] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, target in links.items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = 0o120777 << 16
+            archive.writestr(info, target)
+        for name, data in (files or {}).items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_chained_zip_links_cannot_escape(tmp_path):
+    # each link looks harmless on its own; together "a" points at the parent of the target folder
+    (tmp_path / "chain.zip").write_bytes(_zip_with_links({"b": ".", "a": "b/.."}))
+    target = tmp_path / "out" / "FLAME2020"
+    with pytest.raises(UnsafeArchiveError, match="through other links"):
+        install_archive(tmp_path / "chain.zip", target, asset="flame2020")
+    assert not target.exists() and files_under(tmp_path / "out") == []
+    # writing a file through such a link is refused before the write happens
+    (tmp_path / "write.zip").write_bytes(_zip_with_links({"b": ".", "a": "b/.."}, {"a/escaped.txt": b"evil"}))
+    with pytest.raises(UnsafeArchiveError, match="written through a link"):
+        install_archive(tmp_path / "write.zip", target, asset="flame2020")
+    assert not (tmp_path / "out" / "escaped.txt").exists() and files_under(tmp_path / "out") == []
 
 
 def test_html_saved_as_archive_is_named(tmp_path):

@@ -351,14 +351,23 @@ def _install_file(remote: RemoteFile, downloaded: Path, root: Path, asset: str) 
     return [dest]
 
 
-def install_file(asset: Asset, remote: RemoteFile, downloaded: Path, root: Path) -> list[Path]:
-    """Verify ``downloaded`` (an official file of ``asset``), install it under ``root``, record its hash."""
+def install_file(asset: Asset, remote: RemoteFile, downloaded: Path, root: Path,
+                 log: Callable[[str], None] = print) -> list[Path]:
+    """Verify ``downloaded`` (an official file of ``asset``), install it under ``root``, record its hash.
+
+    When the manifest already holds a different SHA-256 for this file, ``log`` says so: the release
+    changed (or the earlier copy was damaged) since it was first recorded.
+    """
     if remote.kind == "archive":
         installed = install_archive(downloaded, root / remote.dest, marker=remote.marker, expect=remote.expect,
                                     asset=asset.name)
     else:
         installed = _install_file(remote, downloaded, root, asset.name)
-    record_in_manifest(asset.name, remote, downloaded, root)
+    previous = read_manifest(root).get(asset.name, {}).get(remote.name)
+    entry = record_in_manifest(asset.name, remote, downloaded, root)
+    if previous and previous["sha256"] != entry["sha256"]:
+        log(f"{asset.name}: note: {remote.name} differs from the copy recorded on {previous['date']} "
+            f"(SHA-256 {previous['sha256'][:12]}... -> {entry['sha256'][:12]}...)")
     return installed
 
 
@@ -419,7 +428,7 @@ def fetch_asset(
                 raise DownloadError(f"{name}: {local} is not a file")
             remote = match_local_file(asset, local)
             log(f"{name}: installing {local.name} as {remote.name}")
-            installed += install_file(asset, remote, local, root)
+            installed += install_file(asset, remote, local, root, log)
         return installed
     form = None
     if asset.account is not None:
@@ -437,7 +446,7 @@ def fetch_asset(
                                 f"{asset.account.register_url if asset.account else remote.url} and run "
                                 f"`python data_download.py {name} --archive FILE`.)") from None
             raise
-        installed += install_file(asset, remote, path, root)
+        installed += install_file(asset, remote, path, root, log)
         if not keep_downloads:
             path.unlink(missing_ok=True)
     log(f"{name}: installed into {root / asset.location}")

@@ -322,34 +322,55 @@ def check_archive(path: str | os.PathLike) -> list[str]:
     return files
 
 
+def _inside(path: Path, root: Path) -> bool:
+    """True when ``path``, with every symbolic link resolved, lies in ``root`` (already resolved)."""
+    return path.resolve() == root or root in path.resolve().parents
+
+
 def safe_extract(path: str | os.PathLike, target: str | os.PathLike) -> list[str]:
     """Extract a zip/tar archive into ``target`` after :func:`check_archive` accepted every member.
 
-    Returns the extracted regular files' relative names. Members are extracted one by one to the
-    checked paths (zip) or with tarfile's ``"data"`` filter on top of our own check (tar).
+    Returns the extracted regular files' relative names. Tar archives are extracted with tarfile's
+    ``"data"`` filter on top of our own check. Zip members are written one by one; since links inside the
+    archive could chain (``b -> .``, then ``a -> b/..``), every write is checked against the *resolved*
+    target folder, and so is every link once all members are out.
+
+    Raises:
+        UnsafeArchiveError: a member or link resolves outside ``target``.
     """
     path, target = Path(path), Path(target)
     files = check_archive(path)
     target.mkdir(parents=True, exist_ok=True)
-    if archive_kind(path) == "zip":
-        with zipfile.ZipFile(path) as archive:
-            for info in archive.infolist():
-                parts = _member_parts(info.filename)
-                if not parts:
-                    continue
-                out = target.joinpath(*parts)
-                if info.is_dir():
-                    out.mkdir(parents=True, exist_ok=True)
-                    continue
-                out.parent.mkdir(parents=True, exist_ok=True)
-                if stat.S_ISLNK(info.external_attr >> 16):
-                    os.symlink(archive.read(info).decode("utf-8"), out)
-                    continue
-                with archive.open(info) as source, open(out, "wb") as sink:
-                    shutil.copyfileobj(source, sink, CHUNK)
-    else:
+    root = target.resolve()
+    if archive_kind(path) == "tar":
         with tarfile.open(path) as archive:
-            archive.extractall(target, filter="data")
+            try:
+                archive.extractall(target, filter="data")
+            except tarfile.FilterError as err:  # e.g. links that escape only once chained
+                raise UnsafeArchiveError(f"archive member refused: {err}") from None
+        return files
+    links = []
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            parts = _member_parts(info.filename)
+            if not parts:
+                continue
+            out = target.joinpath(*parts)
+            if not _inside(out.parent, root):
+                raise UnsafeArchiveError(f"archive member {info.filename!r} would be written through a link outside")
+            if info.is_dir():
+                out.mkdir(parents=True, exist_ok=True)
+                continue
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if stat.S_ISLNK(info.external_attr >> 16):
+                os.symlink(archive.read(info).decode("utf-8"), out)
+                links.append((info.filename, out))
+                continue
+            with archive.open(info) as source, open(out, "wb") as sink:
+                shutil.copyfileobj(source, sink, CHUNK)
+    for name, link in links:
+        if not _inside(link, root):
+            raise UnsafeArchiveError(f"archive member {name!r} links outside the target folder (through other links)")
     return files
 
 
