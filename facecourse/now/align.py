@@ -12,10 +12,12 @@ in scan millimetres.
    :math:`\det R = +1` always. The two agree whenever the best fit is a rotation, as for any sane prediction.)
 2. **Refinement.** Minimise the scan-to-mesh energy :math:`E(s, R, t) = \tfrac1N \sum_i d(x_i, sRM + t)^2`
    over the cropped scan vertices :math:`x_i` (the official tool minimises the same energy with chumpy).
-   Each iteration finds the closest points :math:`p_i` on the current surface with their normals
-   :math:`n_i` and takes a Gauss-Newton step of the point-to-plane energy
-   :math:`\sum_i (n_i^\top(\Delta T(p_i) - x_i))^2`; if that does not lower :math:`E`, it takes the
-   point-to-point (ICP) step :math:`\Delta T = \text{Procrustes}(p_i \to x_i)`, which never raises it.
+   Each iteration finds the closest points :math:`p_i` on the current surface and the directions
+   :math:`n_i = (x_i - p_i)/\lVert x_i - p_i\rVert` (the face normal inside a face; unambiguous on edges and
+   vertices, where it is the gradient of the distance) and takes a Gauss-Newton step of the point-to-plane energy
+   :math:`\sum_i (n_i^\top(\Delta T(p_i) - x_i))^2`, damped (Levenberg-Marquardt) until the true
+   :math:`E` drops; failing that, the point-to-point (ICP) step :math:`\Delta T = \text{Procrustes}(p_i
+   \to x_i)`, which never raises it. So :math:`E` decreases monotonically.
    The metrical protocol fixes :math:`s`.
 
 Closest points come from one AABB tree on the untransformed prediction: :math:`d(x, sRM+t) =
@@ -105,8 +107,11 @@ class Refinement:
     iterations: int
 
 
-def _point_to_plane_step(p, n, x, with_scale: bool) -> Similarity:
-    """Gauss-Newton step of :math:`\\sum_i (n_i^\\top (\\Delta T(p_i) - x_i))^2`, linearised at identity."""
+def _point_to_plane_system(p, n, x, with_scale: bool):
+    """Normal equations of :math:`\\sum_i (n_i^\\top (\\Delta T(p_i) - x_i))^2` linearised at the identity,
+    with :math:`\\Delta T(p) = g + e^{\\sigma} R_\\omega (p - g) + \\tau` about the scan centroid :math:`g`.
+
+    Returns ``(JᵀJ, Jᵀr, g)`` for the unknowns ``(σ, ω, τ)`` (``σ`` dropped when the scale is fixed)."""
     g = x.mean(axis=0)
     pg = p - g
     cols = [np.cross(pg, n), n]
@@ -114,7 +119,10 @@ def _point_to_plane_step(p, n, x, with_scale: bool) -> Similarity:
         cols.insert(0, (n * pg).sum(axis=1, keepdims=True))
     jac = np.concatenate(cols, axis=1)
     r0 = (n * (p - x)).sum(axis=1)
-    theta = np.linalg.lstsq(jac, -r0, rcond=None)[0]
+    return jac.T @ jac, jac.T @ r0, g
+
+
+def _step_from_params(theta, g, with_scale: bool) -> Similarity:
     sigma, rest = (theta[0], theta[1:]) if with_scale else (0.0, theta)
     rot = Rotation.from_rotvec(rest[:3]).as_matrix()
     s = float(np.exp(sigma))
@@ -154,18 +162,32 @@ def refine_alignment(scan_points, vertices, faces, init: Similarity | None = Non
 
     def evaluate(t: Similarity):
         sq, idx, closest = surf.query(t.inverse().apply(x))
-        return t.scale**2 * sq.mean(), t.apply(closest), normals[idx] @ t.rotation.T
+        p = t.apply(closest)
+        # the gradient direction of the distance, (x - p)/|x - p|: the face normal inside a face, and the
+        # unambiguous direction when the closest point is on an edge or vertex (shared by several faces)
+        offset = x - p
+        length = np.linalg.norm(offset, axis=1, keepdims=True)
+        n = np.where(length > 1e-12 * t.scale, offset / np.maximum(length, 1e-300), normals[idx] @ t.rotation.T)
+        return t.scale**2 * sq.mean(), p, n
 
     current = init if init is not None else Similarity()
     energy, p, n = evaluate(current)
     history = [float(energy)]
+    damping = 0.0
     it = 0
     for it in range(1, max_iter + 1):
-        candidate = _point_to_plane_step(p, n, x, with_scale).compose(current)
-        cand_energy, cand_p, cand_n = evaluate(candidate)
+        jtj, jtr, g = _point_to_plane_system(p, n, x, with_scale)
+        cand_energy = np.inf
+        for _ in range(4):  # Levenberg-Marquardt: damp the Gauss-Newton step until the true energy drops
+            theta = np.linalg.lstsq(jtj + damping * np.diag(np.diag(jtj)), -jtr, rcond=None)[0]
+            candidate = _step_from_params(theta, g, with_scale).compose(current)
+            cand_energy, cand_p, cand_n = evaluate(candidate)
+            if cand_energy < energy:
+                damping *= 0.1
+                break
+            damping = max(10.0 * damping, 1e-3)
         if not cand_energy < energy:  # fall back to the monotone point-to-point step
-            step = procrustes(p, x, with_scale=with_scale)
-            candidate = step.compose(current)
+            candidate = procrustes(p, x, with_scale=with_scale).compose(current)
             cand_energy, cand_p, cand_n = evaluate(candidate)
         if not cand_energy < energy:
             break

@@ -213,9 +213,30 @@ def load_prediction(pred_dir: str | os.PathLike, image: NowImage) -> tuple[np.nd
     return v, f, load_landmarks_file(lmk_path), (mesh_path, lmk_path)
 
 
+def write_mesh_and_landmarks(base: str | os.PathLike, vertices, faces, landmarks,
+                             mesh_suffix: str = ".obj") -> tuple[Path, Path]:
+    """Write ``base + mesh_suffix`` and ``base.npy`` (the ``(7, 3)`` landmarks), atomically.
+
+    Args:
+        base: path without suffix.
+        vertices: ``(V, 3)``; faces: ``(F, 3)``; landmarks: ``(7, 3)``, all in the same unit.
+        mesh_suffix: ``".obj"`` or ``".ply"``.
+    """
+    if mesh_suffix not in MESH_SUFFIXES:
+        raise ValueError(f"mesh_suffix must be one of {MESH_SUFFIXES}, got {mesh_suffix!r}")
+    base = Path(base)
+    lm = check_landmarks7(np.asarray(landmarks.detach().cpu() if hasattr(landmarks, "detach") else landmarks))
+    mesh_path = save_mesh(base.with_name(base.name + mesh_suffix), vertices, faces)
+    lmk_path = base.with_name(base.name + ".npy")
+    with atomic_path(lmk_path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, lm)
+    return mesh_path, lmk_path
+
+
 def write_prediction(pred_dir: str | os.PathLike, image: NowImage, vertices, faces, landmarks,
                      mesh_suffix: str = ".obj") -> tuple[Path, Path]:
-    """Write one prediction in the NoW layout (mesh + ``(7, 3)`` landmarks ``.npy``), atomically.
+    """Write one prediction in the NoW layout (``<pred>/<subject>/<challenge>/<IMG>.obj`` + ``.npy``).
 
     Args:
         pred_dir: the predictions root.
@@ -226,20 +247,12 @@ def write_prediction(pred_dir: str | os.PathLike, image: NowImage, vertices, fac
     Returns:
         ``(mesh path, landmarks path)``.
     """
-    if mesh_suffix not in MESH_SUFFIXES:
-        raise ValueError(f"mesh_suffix must be one of {MESH_SUFFIXES}, got {mesh_suffix!r}")
     base = Path(pred_dir) / image.subject / image.challenge / image.stem
-    lm = check_landmarks7(np.asarray(landmarks.detach().cpu() if hasattr(landmarks, "detach") else landmarks))
-    mesh_path = save_mesh(base.with_suffix(mesh_suffix), vertices, faces)
-    lmk_path = base.with_suffix(".npy")
-    with atomic_path(lmk_path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.save(handle, lm)
-    return mesh_path, lmk_path
+    return write_mesh_and_landmarks(base, vertices, faces, landmarks, mesh_suffix)
 
 
 __all__ = [
     "CHALLENGES", "DATASET_SUBDIR", "IMAGES_SUBDIR", "default_now_dir", "real_now_dir", "NowImage", "PredictionMalformed", "PredictionMissing", "SPLIT_FILES",
     "image_path", "load_landmarks_file", "load_prediction", "load_scan", "prediction_files",
-    "read_image_list", "scan_files", "split_file", "write_image_list", "write_prediction",
+    "read_image_list", "scan_files", "split_file", "write_image_list", "write_mesh_and_landmarks", "write_prediction",
 ]

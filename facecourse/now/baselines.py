@@ -1,0 +1,94 @@
+"""Reference points printed beside every NoW result.
+
+* **Mean face**: the FLAME template (zero shape) for every image -- "ignore the photo". Published methods
+  sit within about half a millimetre of it on real NoW, which is why it is always shown.
+* **Ground-truth shape**: the clean FLAME head the synthetic scan was made from (synthetic set only). Its
+  error is the scan noise: a sanity check of the pipeline, near zero.
+* **Published**: :data:`facecourse.now.PUBLISHED_NOW`, measured by the organisers on the *real* NoW
+  test set; never comparable with numbers measured on synthetic scans.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from facecourse.now.evaluate import baseline_stats
+from facecourse.now.layout import CHALLENGES
+from facecourse.now.metrics import PUBLISHED_NOW
+
+PUBLISHED_NOTE = ("published values measured on the real NoW test set by the organisers; not comparable with "
+                  "results on the synthetic set")
+
+
+def baseline_flame_path(dataset_dir: str | os.PathLike):
+    """The FLAME pickle for the mean-face baseline: the synthetic full model for the synthetic set (its scans
+    come from it), else :func:`facecourse.flame.default_model_path` ("full": real FLAME 2020 when present)."""
+    from facecourse.flame import default_model_path, synthetic_model_path
+    from facecourse.now.synthetic import synthetic_meta
+
+    return synthetic_model_path("full") if synthetic_meta(dataset_dir) else default_model_path("full")
+
+
+def now_baselines(dataset_dir: str | os.PathLike, images, metrical: bool = False, flame_path=None) -> dict:
+    """Mean-face and (synthetic only) ground-truth-shape statistics on ``images``.
+
+    Args:
+        dataset_dir: NoW dataset folder.
+        images: the evaluated :class:`facecourse.now.NowImage` list.
+        metrical: protocol variant (baseline predictions are in metres).
+        flame_path: FLAME pickle of the mean face (default :func:`baseline_flame_path`).
+
+    Returns:
+        ``{"mean face (template)": stats, "ground-truth shape": stats}`` (the latter only for the synthetic
+        set), each as :func:`facecourse.now.baseline_stats` returns.
+    """
+    from facecourse.flame import FLAME
+    from facecourse.now.export import mean_face_prediction
+    from facecourse.now.synthetic import ground_truth_prediction
+
+    flame = FLAME.from_file(flame_path or baseline_flame_path(dataset_dir), n_shape=1, n_exp=0)
+    template = mean_face_prediction(flame)
+    out = {"mean face (template)": baseline_stats(dataset_dir, images, lambda s: template, metrical, "m")}
+    gt = baseline_stats(dataset_dir, images, lambda s: ground_truth_prediction(dataset_dir, s), metrical, "m")
+    if gt["all"]["n_images"]:
+        out["ground-truth shape"] = gt
+    return out
+
+
+def _fmt(x: float) -> str:
+    return "   n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:6.3f}"
+
+
+def format_table(stats: dict, baselines: dict | None = None, title: str = "prediction", published: bool = True) -> str:
+    """A text table: median / mean / std (mm) and image counts, overall and per challenge, then baselines
+    (overall) and the published real-NoW numbers, marked as not comparable.
+
+    Args:
+        stats: ``{"all": {...}, <challenge>: {...}}`` (:meth:`facecourse.now.NowReport.stats`).
+        baselines: as :func:`now_baselines` returns.
+        title: name of the evaluated method.
+        published: append :data:`PUBLISHED_NOW`.
+    """
+    head = f"{'':34s} {'median':>6s} {'mean':>6s} {'std':>6s} {'images':>7s}"
+    lines = [head, "-" * len(head)]
+
+    def row(name, s):
+        n = s.get("n_images", "")
+        lines.append(f"{name:34s} {_fmt(s['median'])} {_fmt(s['mean'])} {_fmt(s['std'])} {n!s:>7s}")
+
+    row(f"{title} (all)", stats["all"])
+    for c in CHALLENGES:
+        if c in stats:
+            row(f"  {c}", stats[c])
+    for name, b in (baselines or {}).items():
+        row(f"baseline: {name}", b["all"])
+    if published:
+        lines.append(f"published (* {PUBLISHED_NOTE}):")
+        for name, s in PUBLISHED_NOW.items():
+            row(f"  * {name}", dict(s, n_images="real"))
+    return "\n".join(lines)
+
+
+__all__ = ["PUBLISHED_NOTE", "baseline_flame_path", "format_table", "now_baselines"]

@@ -1,0 +1,245 @@
+"""The synthetic NoW-format set: FLAME identities scanned like the real NoW scans, in the official layout.
+
+Each subject is a random identity of the synthetic FLAME model (``synthetic_model_path("full")``; shape
+coefficients :math:`\\beta \\sim \\mathcal N(0, I)`, neutral expression). Its "scan" imitates a 3dMD
+capture: the neutral head in millimetres, without eyeballs (a scanner sees the eyelids' opening, not a
+sphere behind it), densified (midpoint subdivision, so the new vertices stay on the surface), cut at the
+neck, missing the back of the head and a few random patches, with noise along the normal, and placed in a
+random "scanner" frame. The cranium is hair-free by construction. The 7 landmarks are FLAME's NoW-7 points
+with annotation noise, written as MeshLab ``.pp`` files.
+
+Layout written (see :mod:`facecourse.now.layout`)::
+
+    <out_dir>/final_release_version/
+        imagepathsvalidation.txt, imagepathstest.txt    4 validation and 2 test subjects x the 4 challenges
+        scans/<subject>/<subject>.obj                    mm
+        scans_lmks_onlypp/<subject>/<subject>_picked_points.pp
+        iphone_pictures/                                 empty: the photos are rendered later
+        synthetic_ground_truth/<subject>.obj, .npy       the clean FLAME head + NoW-7 landmarks, metres
+                                                         (a perfect prediction, for the sanity baseline)
+        synthetic_now.json                               seed, model, subjects, shape coefficients
+
+The image lists name photos that do not exist yet: the renderer (chapter 04) adds them under
+``iphone_pictures/`` from the shape coefficients in ``synthetic_now.json``. The evaluation never reads the
+photos, only the predictions made from them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import trimesh
+from scipy.spatial.transform import Rotation
+
+from facecourse.data.atomic import atomic_open
+from facecourse.data.paths import synthetic_dir
+from facecourse.mesh import save_mesh
+from facecourse.now.crop import NOW7_NAMES
+from facecourse.now.layout import (
+    CHALLENGES, DATASET_SUBDIR, IMAGES_SUBDIR, NowImage, write_image_list, write_mesh_and_landmarks,
+)
+from facecourse.now.pp import write_pp
+from facecourse.now.units import M_TO_MM
+
+#: Bump when the generated set changes.
+SYNTHETIC_NOW_VERSION = 1
+META_FILE = "synthetic_now.json"
+GROUND_TRUTH_SUBDIR = "synthetic_ground_truth"
+#: Images per subject and challenge in the synthetic lists.
+IMAGES_PER_CHALLENGE = {"multiview_neutral": 2, "multiview_expressions": 2, "multiview_occlusions": 2, "selfie": 1}
+SPLIT_SUBJECTS = {"val": 4, "test": 2}
+
+
+def _tri_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
+    return np.asarray(trimesh.Trimesh(v, f, process=False).vertex_normals)
+
+
+def scan_from_head(vertices_mm, faces, landmarks_mm, rng: np.random.Generator, drop_vertices=None,
+                   subdivisions: int = 1, noise_mm: float = 0.2, landmark_noise_mm: float = 0.5,
+                   n_holes: int = 3, back_fraction: float = 0.3, max_tilt_deg: float = 10.0):
+    """Turn a clean head mesh into a NoW-like scan.
+
+    Args:
+        vertices_mm: ``(V, 3)`` head in the FLAME frame (+y up, +z forward), millimetres.
+        faces: ``(F, 3)``.
+        landmarks_mm: ``(7, 3)`` NoW-7 landmarks on that head (mm).
+        rng: random generator.
+        drop_vertices: optional vertex indices removed first (eyeballs).
+        subdivisions: midpoint subdivisions (each multiplies the triangle count by 4).
+        noise_mm: std of the noise along the normal.
+        landmark_noise_mm: std of the isotropic annotation noise of the landmarks.
+        n_holes: random missing patches (radius 4-8 mm), kept away from the landmarks.
+        back_fraction: the back part of the head's depth that the scanner misses.
+        max_tilt_deg: largest rotation of the random scanner frame.
+
+    Returns:
+        ``(vertices (N, 3), faces (M, 3), landmarks (7, 3), scanner transform (4, 4))``, all mm; the
+        transform maps the FLAME frame (mm) to the scan frame.
+    """
+    v = np.asarray(vertices_mm, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    lm = np.asarray(landmarks_mm, dtype=np.float64)
+    keep = np.ones(len(v), dtype=bool)
+    if drop_vertices is not None:
+        keep[np.asarray(drop_vertices, dtype=np.int64)] = False
+    f = f[keep[f].all(axis=1)]
+    for _ in range(subdivisions):
+        v, f = trimesh.remesh.subdivide(v, f)
+    eyes_y, mouth_y = lm[:4, 1].mean(), lm[5:, 1].mean()
+    neck_y = mouth_y - 1.3 * (eyes_y - mouth_y)
+    z_lo, z_hi = v[:, 2].min(), v[:, 2].max()
+    keep = (v[:, 1] > neck_y) & (v[:, 2] > z_lo + back_fraction * (z_hi - z_lo))
+    surface_ids = np.flatnonzero(keep)
+    far = np.linalg.norm(v[surface_ids, None] - lm[None], axis=2).min(axis=1) > 15.0
+    for centre in v[rng.choice(surface_ids[far], size=min(n_holes, far.sum()), replace=False)]:
+        keep &= np.linalg.norm(v - centre, axis=1) > rng.uniform(4.0, 8.0)
+    f = f[keep[f].all(axis=1)]
+    used = np.unique(f)
+    remap = np.full(len(v), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    v, f = v[used], remap[f]
+    v = v + rng.normal(scale=noise_mm, size=(len(v), 1)) * _tri_normals(v, f)
+    lm = lm + rng.normal(scale=landmark_noise_mm, size=lm.shape)
+    rot = Rotation.from_rotvec(rng.normal(size=3) * np.deg2rad(max_tilt_deg) / np.sqrt(3)).as_matrix()
+    t = rng.normal(scale=30.0, size=3)
+    scanner = np.eye(4)
+    scanner[:3, :3], scanner[:3, 3] = rot, t
+    return v @ rot.T + t, f, lm @ rot.T + t, scanner
+
+
+def _subjects() -> list[tuple[str, str]]:
+    names = []
+    for split, n in SPLIT_SUBJECTS.items():
+        names += [(split, f"SYN_{len(names) + i + 1:04d}") for i in range(n)]
+    return names
+
+
+def _images(subject: str) -> list[NowImage]:
+    images, k = [], 0
+    for challenge in CHALLENGES:
+        for _ in range(IMAGES_PER_CHALLENGE[challenge]):
+            k += 1
+            images.append(NowImage(subject, challenge, f"IMG_{k:04d}.jpg"))
+    return images
+
+
+def _write_set(root: Path, seed: int, n_shape: int) -> None:
+    import torch
+
+    from facecourse.flame import FLAME, load_masks, synthetic_model_path
+    from facecourse.now.export import flame_now_prediction
+
+    model_path = synthetic_model_path("full")
+    flame = FLAME.from_file(model_path, n_shape=n_shape, n_exp=0, dtype=torch.float64)
+    masks = load_masks(model_path.parent / "FLAME_masks.pkl")
+    eyes = np.concatenate([masks[k] for k in ("left_eyeball", "right_eyeball") if k in masks]).astype(np.int64)
+    subjects = _subjects()
+    rng = np.random.default_rng(seed)
+    betas = rng.standard_normal((len(subjects), n_shape))
+    vertices, landmarks = flame_now_prediction(flame, torch.as_tensor(betas))
+    faces = flame.faces.numpy()
+    lists = {split: [] for split in SPLIT_SUBJECTS}
+    for (split, subject), v_m, lm_m in zip(subjects, vertices.numpy(), landmarks.numpy()):
+        sv, sf, slm, scanner = scan_from_head(v_m * M_TO_MM, faces, lm_m * M_TO_MM, rng, drop_vertices=eyes)
+        save_mesh(root / "scans" / subject / f"{subject}.obj", sv, sf)
+        write_pp(root / "scans_lmks_onlypp" / subject / f"{subject}_picked_points.pp", slm, names=NOW7_NAMES,
+                 data_file_name=f"{subject}.obj")
+        write_mesh_and_landmarks(root / GROUND_TRUTH_SUBDIR / subject, v_m, faces, lm_m)
+        lists[split] += _images(subject)
+    write_image_list(root / "imagepathsvalidation.txt", lists["val"])
+    write_image_list(root / "imagepathstest.txt", lists["test"])
+    (root / IMAGES_SUBDIR).mkdir(parents=True, exist_ok=True)
+    meta = {
+        "version": SYNTHETIC_NOW_VERSION, "seed": seed, "flame_model": "synthetic full", "n_shape": n_shape,
+        "units": {"scans": "mm", "synthetic_ground_truth": "m"},
+        "subjects": {s: {"split": sp, "shape": b.round(6).tolist()} for (sp, s), b in zip(subjects, betas)},
+        "note": "image lists reference photos under iphone_pictures/ that the renderer adds later; the "
+                "evaluation only reads predictions",
+    }
+    with atomic_open(root / META_FILE, "w") as handle:  # written last: its presence means complete
+        json.dump(meta, handle, indent=1)
+
+
+def is_complete(dataset_dir: str | os.PathLike) -> bool:
+    """True when ``dataset_dir`` holds a finished synthetic set of the current version."""
+    meta = Path(dataset_dir) / META_FILE
+    try:
+        return json.loads(meta.read_text()).get("version") == SYNTHETIC_NOW_VERSION
+    except (OSError, ValueError):
+        return False
+
+
+def build_synthetic_now(out_dir: str | os.PathLike, seed: int = 0, n_shape: int = 100) -> Path:
+    """Build the synthetic NoW-format set under ``out_dir`` (the ``NoW_Dataset`` folder); idempotent.
+
+    Every file is written atomically and the metadata file last, so a finished set is recognised and kept
+    (a second call returns at once) and an interrupted one is completed. Takes a few seconds.
+
+    Args:
+        out_dir: the ``NoW_Dataset`` folder to fill (``data_dir()/"synthetic"/"NoW_Dataset"`` by default
+            through ``data_download.py synthetic``).
+        seed: random seed (identities, scan noise, holes, scanner frames).
+        n_shape: FLAME shape components drawn.
+
+    Returns:
+        The dataset folder ``out_dir/final_release_version`` (pass it to ``now-eval --dataset``).
+    """
+    root = Path(out_dir) / DATASET_SUBDIR.name
+    if is_complete(root):
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    _write_set(root, seed, n_shape)
+    return root
+
+
+def synthetic_now_dir() -> Path:
+    """``data_dir()/"synthetic"/"NoW_Dataset"/"final_release_version"``, built if missing.
+
+    A missing set is built in a staging folder and renamed into place, so readers never see half of it.
+    """
+    target = synthetic_dir() / DATASET_SUBDIR
+    if is_complete(target):
+        return target
+    if target.parent.exists():
+        return build_synthetic_now(target.parent)
+    target.parent.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".NoW_Dataset.staging-", dir=target.parent.parent))
+    build_synthetic_now(staging)
+    try:
+        os.rename(staging, target.parent)
+    except OSError:  # someone else finished first
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+    if not is_complete(target):
+        raise RuntimeError(f"building the synthetic NoW set did not complete {target}")
+    return target
+
+
+def ground_truth_prediction(dataset_dir: str | os.PathLike, subject: str):
+    """The stored clean FLAME head of a synthetic subject as a prediction
+    ``(vertices (V, 3) m, faces (F, 3), landmarks (7, 3) m)``, or None when the dataset has none (real NoW)."""
+    from facecourse.mesh import load_mesh
+    from facecourse.now.layout import load_landmarks_file
+
+    base = Path(dataset_dir) / GROUND_TRUTH_SUBDIR / subject
+    if not base.with_suffix(".obj").is_file():
+        return None
+    v, f = load_mesh(base.with_suffix(".obj"))
+    return v, f, load_landmarks_file(base.with_suffix(".npy"))
+
+
+def synthetic_meta(dataset_dir: str | os.PathLike) -> dict | None:
+    """The ``synthetic_now.json`` of a synthetic set (None for real data)."""
+    path = Path(dataset_dir) / META_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+__all__ = [
+    "GROUND_TRUTH_SUBDIR", "META_FILE", "SYNTHETIC_NOW_VERSION", "build_synthetic_now", "ground_truth_prediction",
+    "is_complete", "scan_from_head", "synthetic_meta", "synthetic_now_dir",
+]
