@@ -2,7 +2,8 @@
 """Get the course data: build the synthetic default offline, or fetch the real licensed assets.
 
     python data_download.py --list                 every asset: licence, size, where it goes, present?
-    python data_download.py synthetic              build the synthetic embedded default (what `make data` runs)
+    python data_download.py [synthetic]            build the synthetic embedded default (the default asset;
+                                                   what `make data` runs; offline)
     python data_download.py flame2020 landmark-embedding
     python data_download.py now --archive ~/Downloads/scans.tar.gz ...   install files downloaded by hand
 
@@ -45,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.splitlines()[0],
         epilog="Credentials: environment variables or an interactive prompt only.",
     )
-    parser.add_argument("assets", nargs="*", metavar="ASSET", help=f"one or more of: {', '.join(ASSETS)}")
+    parser.add_argument("assets", nargs="*", metavar="ASSET",
+                        help=f"one or more of: {', '.join(ASSETS)} (default: synthetic)")
     parser.add_argument("--list", action="store_true", help="list every asset and whether it is present")
     parser.add_argument("--force", action="store_true", help="synthetic: rebuild even if present")
     parser.add_argument("--archive", nargs="+", metavar="FILE",
@@ -59,9 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 a step failed, 2 usage error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.list or not args.assets:
+    if args.list:
         print(format_table(describe_assets()))
         return 0
+    if not args.assets:
+        args.assets = ["synthetic"]
     unknown = [a for a in args.assets if a not in ASSETS]
     if unknown:
         parser.error(f"unknown asset(s) {unknown}; choose from {', '.join(ASSETS)}")

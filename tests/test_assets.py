@@ -70,10 +70,10 @@ def test_real_assets_keep_official_names_and_layouts():
 
 
 def test_synthetic_builders_are_named_lazily():
-    assert [(b.target, b.function, dict(b.kwargs)) for b in SYNTHETIC_BUILDERS] == [
-        ("synthetic/flame/small", "facecourse.flame.synthetic:build_synthetic_flame", {"size": "small"}),
-        ("synthetic/flame/full", "facecourse.flame.synthetic:build_synthetic_flame", {"size": "full"}),
-        ("synthetic/NoW_Dataset", "facecourse.now.synthetic:build_synthetic_now", {}),
+    assert [(b.target, b.function, b.args) for b in SYNTHETIC_BUILDERS] == [
+        ("synthetic/flame/small", "facecourse.flame.synthetic:build_synthetic_flame", ("small",)),
+        ("synthetic/flame/full", "facecourse.flame.synthetic:build_synthetic_flame", ("full",)),
+        ("synthetic/NoW_Dataset", "facecourse.now.synthetic:build_synthetic_now", ()),
     ]
     assert resolve_builder("facecourse.data.download:sha256_file").__name__ == "sha256_file"
     with pytest.raises(DownloadError, match="not available"):
@@ -259,9 +259,9 @@ def broken_builder(out_dir, size):
 
 
 FAKE_BUILDERS = (
-    SyntheticBuilder("synthetic/flame/small", f"{__name__}:fake_flame", {"size": "small"}, "generic_model.pkl"),
-    SyntheticBuilder("synthetic/flame/full", f"{__name__}:fake_flame", {"size": "full"}, "generic_model.pkl"),
-    SyntheticBuilder("synthetic/NoW_Dataset", f"{__name__}:fake_now", {}, "*"),
+    SyntheticBuilder("synthetic/flame/small", f"{__name__}:fake_flame", ("small",), "generic_model.pkl"),
+    SyntheticBuilder("synthetic/flame/full", f"{__name__}:fake_flame", ("full",), "generic_model.pkl"),
+    SyntheticBuilder("synthetic/NoW_Dataset", f"{__name__}:fake_now", (), "*"),
 )
 
 
@@ -288,8 +288,7 @@ def test_synthetic_status_uses_the_registry(tmp_path, monkeypatch):
 def test_failed_builder_leaves_nothing_half_written(tmp_path):
     (tmp_path / "synthetic/flame/small").mkdir(parents=True)
     (tmp_path / "synthetic/flame/small/generic_model.pkl").write_bytes(b"previous good model")
-    bad = (SyntheticBuilder("synthetic/flame/small", f"{__name__}:broken_builder", {"size": "small"},
-                            "generic_model.pkl"),)
+    bad = (SyntheticBuilder("synthetic/flame/small", f"{__name__}:broken_builder", ("small",), "generic_model.pkl"),)
     with pytest.raises(RuntimeError, match="half way"):
         build_synthetic(tmp_path, builders=bad, force=True, log=lambda _: None)
     assert sorted(p.name for p in (tmp_path / "synthetic/flame").iterdir()) == ["small"]
@@ -302,7 +301,7 @@ def empty_builder(out_dir):
 
 
 def test_builder_that_writes_nothing_is_an_error(tmp_path):
-    lazy = (SyntheticBuilder("synthetic/NoW_Dataset", f"{__name__}:empty_builder", {}, "*"),)
+    lazy = (SyntheticBuilder("synthetic/NoW_Dataset", f"{__name__}:empty_builder", (), "*"),)
     with pytest.raises(DownloadError, match="wrote no"):
         build_synthetic(tmp_path, builders=lazy, log=lambda _: None)
     assert not (tmp_path / "synthetic/NoW_Dataset").exists()
@@ -313,4 +312,7 @@ def test_cli_synthetic_uses_the_builders(tmp_path, monkeypatch):
     monkeypatch.setenv("FACECOURSE_DATA", str(tmp_path))
     monkeypatch.setattr(assets_mod, "SYNTHETIC_BUILDERS", FAKE_BUILDERS)
     assert load_cli().main(["synthetic"]) == 0
+    assert (tmp_path / "synthetic/flame/small/generic_model.pkl").read_bytes() == b"model small"
+    (tmp_path / "synthetic/flame/small/generic_model.pkl").unlink()
+    assert load_cli().main([]) == 0  # synthetic is the default asset
     assert (tmp_path / "synthetic/flame/small/generic_model.pkl").read_bytes() == b"model small"

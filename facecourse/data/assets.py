@@ -29,7 +29,7 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -120,20 +120,24 @@ class Asset:
 
 @dataclass(frozen=True)
 class SyntheticBuilder:
-    """A generator of part of the synthetic default: ``function(out_dir, **kwargs)`` from ``module:function``."""
+    """A generator of part of the synthetic default: ``function(out_dir, *args)`` from ``module:function``.
+
+    ``target`` is the folder (relative to the data dir) it fills; ``present`` a glob inside it that marks
+    a finished build.
+    """
 
     target: str
     function: str
-    kwargs: Mapping[str, object] = field(default_factory=dict)
+    args: tuple = ()
     present: str = ""
 
 
 SYNTHETIC_BUILDERS: tuple[SyntheticBuilder, ...] = (
     SyntheticBuilder("synthetic/flame/small", "facecourse.flame.synthetic:build_synthetic_flame",
-                     {"size": "small"}, present="generic_model.pkl"),
+                     ("small",), present="generic_model.pkl"),
     SyntheticBuilder("synthetic/flame/full", "facecourse.flame.synthetic:build_synthetic_flame",
-                     {"size": "full"}, present="generic_model.pkl"),
-    SyntheticBuilder("synthetic/NoW_Dataset", "facecourse.now.synthetic:build_synthetic_now", {}, present="*"),
+                     ("full",), present="generic_model.pkl"),
+    SyntheticBuilder("synthetic/NoW_Dataset", "facecourse.now.synthetic:build_synthetic_now", (), present="*"),
 )
 """What ``data_download.py synthetic`` builds, in order (the NoW set is made from synthetic FLAME heads)."""
 
@@ -496,7 +500,7 @@ def build_synthetic(
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
         try:
-            function(staging, **builder.kwargs)
+            function(staging, *builder.args)
             if builder.present and not _matches(staging, builder.present):
                 raise DownloadError(f"synthetic: {builder.function} wrote no {builder.present} into its folder")
             old = target.with_name(f".{target.name}.old")
