@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from facecourse.nn import build_hierarchy, decimate, hierarchy_cache_path, topology_hash
+from facecourse.nn import build_hierarchy, decimate, hierarchy_cache_path
+from facecourse.spectral.eigen import topology_hash
 
 
 @pytest.fixture(autouse=True)

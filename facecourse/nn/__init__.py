@@ -12,7 +12,7 @@ from facecourse.nn.autoencoder import (
 )
 from facecourse.nn.chebconv import ChebConv, mesh_laplacian
 from facecourse.nn.hierarchy import (
-    MeshHierarchy, build_hierarchy, decimate, downsample_matrix, hierarchy_cache_path, topology_hash,
+    MeshHierarchy, build_hierarchy, decimate, downsample_matrix, hierarchy_cache_path,
     upsample_matrix,
 )
 from facecourse.nn.pretrain import (
@@ -26,5 +26,5 @@ __all__ = [
     "SpectralEncoder", "VertexNormalizer", "build_autoencoder", "build_hierarchy", "checkpoint_path", "decimate",
     "downsample_matrix", "error_summary", "hierarchy_cache_path", "load_autoencoder", "load_pretrained_autoencoder",
     "mesh_laplacian", "pretrain_encoder", "pretraining_data", "reconstruction_errors", "sample_flame_meshes",
-    "save_autoencoder", "sparse_vertex_map", "topology_hash", "train_autoencoder", "upsample_matrix",
+    "save_autoencoder", "sparse_vertex_map", "train_autoencoder", "upsample_matrix",
 ]

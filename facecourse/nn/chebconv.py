@@ -84,11 +84,18 @@ class ChebConv(nn.Module):
         if x.ndim != 3 or x.shape[1] != self.n_vertices or x.shape[2] != self.in_channels:
             raise ValueError(f"x must be (B, {self.n_vertices}, {self.in_channels}), got {tuple(x.shape)}")
         lap = self.laplacian if self.laplacian.dtype == x.dtype else self.laplacian.to(x.dtype)
-        tx = chebyshev_basis(lap, x, self.K)  # (K, B, V, C_in)
+        tx = chebyshev_basis(lap, x, self.K)  # (K, B, V, C_in), a view of a contiguous (K, V, B, C_in)
         b, v = x.shape[:2]
-        flat = tx.permute(1, 2, 0, 3).reshape(b * v, self.K * self.in_channels)
-        out = (flat @ self.weight.reshape(self.K * self.in_channels, self.out_channels)).reshape(b, v, -1)
-        return out if self.bias is None else out + self.bias
+        # Work in the (V, B) row layout the recursion produced: no permutation copies, one small matmul per
+        # order. The result is returned as a (B, V, C_out) view, which the next layer reads without copying.
+        rows = tx.permute(0, 2, 1, 3).reshape(self.K, v * b, self.in_channels).unbind(0)
+        weights = self.weight.unbind(0)
+        out = rows[0] @ weights[0]
+        for k in range(1, self.K):
+            out = torch.addmm(out, rows[k], weights[k])
+        if self.bias is not None:
+            out = out + self.bias
+        return out.reshape(v, b, self.out_channels).permute(1, 0, 2)
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, K={self.K}, V={self.n_vertices}"

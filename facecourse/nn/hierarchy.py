@@ -29,22 +29,9 @@ import scipy.sparse as sp
 
 from facecourse.data.atomic import atomic_path
 from facecourse.data.paths import data_dir
+from facecourse.spectral.eigen import topology_hash  # the one topology key of the package
 
 CACHE_VERSION = 1
-
-
-def topology_hash(faces, n_vertices: int) -> str:
-    """SHA-256 hex digest of a mesh topology: the ``(F, 3)`` faces as int64 and the vertex count ``V``.
-
-    Two meshes with the same hash can share every fixed-topology operator (Laplacians, hierarchy).
-    """
-    f = np.ascontiguousarray(np.asarray(faces, dtype=np.int64))
-    if f.ndim != 2 or f.shape[1] != 3:
-        raise ValueError(f"faces must be (F, 3), got {f.shape}")
-    h = hashlib.sha256()
-    h.update(np.int64(n_vertices).tobytes())
-    h.update(f.tobytes())
-    return h.hexdigest()
 
 
 def decimate(vertices, faces, n_target: int) -> tuple[np.ndarray, np.ndarray]:

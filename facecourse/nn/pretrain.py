@@ -32,7 +32,8 @@ from tqdm.auto import tqdm
 from facecourse.data.atomic import atomic_path
 from facecourse.data.paths import data_dir
 from facecourse.nn.autoencoder import COMA_FILTERS, MeshAutoencoder
-from facecourse.nn.hierarchy import build_hierarchy, topology_hash
+from facecourse.nn.hierarchy import build_hierarchy
+from facecourse.spectral.eigen import topology_hash
 
 M_TO_MM = 1000.0
 CHECKPOINT_FORMAT = "facecourse-mesh-autoencoder-v1"
