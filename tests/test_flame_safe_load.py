@@ -169,3 +169,21 @@ def test_flame2023_style_file(tmp_path):
     ref = FLAME.from_file(e, n_shape=6, n_exp=4, dtype=torch.float64)
     shape = torch.randn(2, 6, dtype=torch.float64)
     torch.testing.assert_close(flame(shape=shape).vertices, ref(shape=shape).vertices)
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_plain_data_of_every_protocol_loads(tmp_path, protocol):
+    from collections import OrderedDict
+
+    data = {"scalar": np.float64(1.5), "int": np.int32(3), "ordered": OrderedDict(x=1), "set": {1, 2},
+            "bytes": b"\x00\xff", "big_endian": np.arange(3).astype(">f4"), "fortran": np.asfortranarray(
+                np.arange(6.0).reshape(2, 3)), "coo": scipy.sparse.coo_matrix(np.eye(3)), "text": "lbs"}
+    path = tmp_path / "plain.pkl"
+    path.write_bytes(pickle.dumps(data, protocol=protocol))
+    back = fio.safe_load_pickle(path)
+    assert back.keys() == data.keys()
+    for key in ("scalar", "int", "ordered", "set", "bytes", "text"):
+        assert back[key] == data[key] and type(back[key]) is type(data[key]), key
+    np.testing.assert_array_equal(back["big_endian"], data["big_endian"])
+    np.testing.assert_array_equal(back["fortran"], data["fortran"])
+    np.testing.assert_array_equal(back["coo"].toarray(), np.eye(3))

@@ -172,7 +172,7 @@ def _resolve_chumpy(obj, source: str):
         raise ValueError(f"{source}: cannot rebuild chumpy object {obj.chumpy_class} with state keys "
                          f"{sorted(state)} as a plain array")
     if isinstance(obj, dict):
-        return {k: _resolve_chumpy(v, source) for k, v in obj.items()}
+        return type(obj)((k, _resolve_chumpy(v, source)) for k, v in obj.items())
     if isinstance(obj, list):
         return [_resolve_chumpy(v, source) for v in obj]
     if isinstance(obj, tuple):
