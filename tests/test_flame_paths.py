@@ -29,6 +29,10 @@ def test_synthetic_is_built_when_missing_and_reused(tmp_path, monkeypatch):
     real = tmp_path / "FLAME2020"
     real.mkdir()
     write_tiny_model_dir(real)
+    (real / "landmark_embedding.npy").rename(tmp_path / "aside.npy")
+    with pytest.warns(UserWarning, match="landmark-embedding"):
+        assert default_model_path("small") == path  # incomplete real data: synthetic, with a warning
+    (tmp_path / "aside.npy").rename(real / "landmark_embedding.npy")
     assert default_model_path("small") == real / "generic_model.pkl"  # real data wins
     assert not is_synthetic(default_model_path("small"))
     with pytest.raises(ValueError, match="size"):

@@ -9,9 +9,11 @@ Layout (official names, :func:`facecourse.data.paths.data_dir`):
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from facecourse.data.paths import data_dir
+from facecourse.flame.io import DECA_EMBEDDING, RINGNET_DYNAMIC, RINGNET_STATIC
 
 SIZES = ("small", "full")
 
@@ -44,10 +46,23 @@ def synthetic_model_path(size: str = "small") -> Path:
 
 
 def default_model_path(size: str = "small") -> Path:
-    """The model the course uses: the real FLAME 2020 pickle when present (real data wins), else synthetic."""
+    """The model the course uses: the real FLAME 2020 pickle when present (real data wins), else synthetic.
+
+    The real model counts as present when ``generic_model.pkl`` and a landmark embedding (DECA's
+    ``landmark_embedding.npy`` or RingNet's pair) are beside each other; a pickle without an embedding is
+    reported with a warning saying what to fetch, and the synthetic model is used meanwhile.
+    """
     _check_size(size)
     real = real_model_path()
-    return real if real.is_file() else synthetic_model_path(size)
+    if real.is_file():
+        folder = real.parent
+        if (folder / DECA_EMBEDDING).is_file() or ((folder / RINGNET_STATIC).is_file()
+                                                   and (folder / RINGNET_DYNAMIC).is_file()):
+            return real
+        warnings.warn(f"{real} is present but no landmark embedding beside it ({DECA_EMBEDDING}); run "
+                      "`python data_download.py landmark-embedding`. Using the synthetic model meanwhile.",
+                      stacklevel=2)
+    return synthetic_model_path(size)
 
 
 def is_synthetic(path) -> bool:
