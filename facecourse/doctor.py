@@ -17,7 +17,7 @@ import os
 import platform
 from pathlib import Path
 
-from facecourse.data.assets import ASSETS, asset_status
+from facecourse.data.assets import ASSETS, NOW_ROOT, asset_status
 from facecourse.data.paths import data_dir
 
 PACKAGES: dict[str, tuple[str, bool]] = {
@@ -111,7 +111,7 @@ def data_report(root: str | os.PathLike | None = None) -> dict[str, dict]:
     )
 
     now_status = asset_status("now", root)
-    now_real, now_syn = root / "NoW_Dataset", synthetic / "NoW_Dataset"
+    now_real, now_syn = root / NOW_ROOT, synthetic / NOW_ROOT
     if now_status == "present":
         out["now"] = {"source": "real", "path": str(now_real), "detail": "NoW validation scans, landmarks and images"}
     elif _nonempty(now_syn):

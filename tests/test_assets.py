@@ -63,7 +63,7 @@ def test_real_assets_keep_official_names_and_layouts():
     assert get_asset("flame2023-open").present == ("FLAME2023Open/flame2023_Open.pkl",)
     assert get_asset("landmark-embedding").files[0].dest == "FLAME2020/landmark_embedding.npy"
     assert get_asset("coma").files[0].name == "COMA_data.zip"
-    assert all(f.dest.startswith("NoW_Dataset") for f in get_asset("now").files)
+    assert all(f.dest.startswith("NoW_Dataset/final_release_version") for f in get_asset("now").files)
     for name in ("flame2020", "flame2023-open", "now", "coma"):
         assert get_asset(name).account is not None
     assert get_asset("landmark-embedding").account is None and get_asset("synthetic").account is None
@@ -75,6 +75,14 @@ def test_synthetic_builders_are_named_lazily():
         ("synthetic/flame/full", "facecourse.flame.synthetic:build_synthetic_flame", ("full",)),
         ("synthetic/NoW_Dataset", "facecourse.now.synthetic:build_synthetic_now", ()),
     ]
+    assert SYNTHETIC_BUILDERS[2].present == "final_release_version/imagepathsvalidation.txt"
+
+
+def test_now_layout_agrees_with_facecourse_now():
+    layout = pytest.importorskip("facecourse.now.layout")
+    assert assets_mod.NOW_ROOT == layout.DATASET_SUBDIR.as_posix()
+    assert f"synthetic/{assets_mod.NOW_ROOT}" == (Path("synthetic") / layout.DATASET_SUBDIR).as_posix()
+    assert {f.name for f in get_asset("now").files if f.kind == "file"} == set(layout.SPLIT_FILES.values())
     assert resolve_builder("facecourse.data.download:sha256_file").__name__ == "sha256_file"
     with pytest.raises(DownloadError, match="not available"):
         resolve_builder("facecourse.no_such_module:f")
@@ -89,11 +97,12 @@ def test_unknown_asset_is_named():
 
 def test_status_missing_partial_present(tmp_path):
     assert asset_status("now", tmp_path) == "missing"
-    now = tmp_path / "NoW_Dataset"
+    now = tmp_path / "NoW_Dataset" / "final_release_version"
     (now / "scans" / "subj").mkdir(parents=True)
     assert asset_status("now", tmp_path) == "partial"
+    (now / "scans" / "subj" / "scan.obj").write_text("v 0 0 0\n")
     (now / "scans_lmks_onlypp" / "subj").mkdir(parents=True)
-    (now / "final_release_version" / "iphone_pictures").mkdir(parents=True)
+    (now / "iphone_pictures").mkdir(parents=True)
     (now / "imagepathsvalidation.txt").write_text("subj/selfie/IMG_1.jpg\n")
     assert asset_status("now", tmp_path) == "present"
     (tmp_path / "COMA_data" / "FaceTalk_170725_00137_TA").mkdir(parents=True)
@@ -188,10 +197,10 @@ def test_local_now_archives_are_matched_by_content_and_installed(tmp_path):
     assert match_local_file(now, lmks).name == "scans_lmks_onlypp.tar.gz"
     data = tmp_path / "data"
     fetch_asset("now", root=data, local_files=[scans, lmks, images, lists], log=lambda _: None)
-    root = data / "NoW_Dataset"
+    root = data / "NoW_Dataset" / "final_release_version"
     assert (root / "scans" / "FaMoS_1" / "natural_head_rotation.000001.obj").is_file()
     assert (root / "scans_lmks_onlypp" / "FaMoS_1").is_dir()
-    assert (root / "final_release_version" / "iphone_pictures" / "FaMoS_1" / "selfie" / "IMG_1.jpg").is_file()
+    assert (root / "iphone_pictures" / "FaMoS_1" / "selfie" / "IMG_1.jpg").is_file()
     assert (root / "imagepathsvalidation.txt").read_text() == "FaMoS_1/selfie/IMG_1.jpg\n"
     assert asset_status("now", data) == "present"
     assert set(read_manifest(data)["now"]) == {"scans.tar.gz", "scans_lmks_onlypp.tar.gz", "NoW_Dataset.zip",
@@ -248,7 +257,7 @@ def fake_flame(out_dir, size):
 
 
 def fake_now(out_dir):
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir) / "final_release_version"
     (out_dir / "scans" / "s1").mkdir(parents=True)
     (out_dir / "imagepathsvalidation.txt").write_text("s1/selfie/IMG_1.jpg\n")
 
@@ -261,7 +270,7 @@ def broken_builder(out_dir, size):
 FAKE_BUILDERS = (
     SyntheticBuilder("synthetic/flame/small", f"{__name__}:fake_flame", ("small",), "generic_model.pkl"),
     SyntheticBuilder("synthetic/flame/full", f"{__name__}:fake_flame", ("full",), "generic_model.pkl"),
-    SyntheticBuilder("synthetic/NoW_Dataset", f"{__name__}:fake_now", (), "*"),
+    SyntheticBuilder("synthetic/NoW_Dataset", f"{__name__}:fake_now", (), "final_release_version/imagepathsvalidation.txt"),
 )
 
 
@@ -269,7 +278,7 @@ def test_build_synthetic_with_fake_builders(tmp_path):
     built = build_synthetic(tmp_path, builders=FAKE_BUILDERS, log=lambda _: None)
     assert built == [tmp_path / b.target for b in FAKE_BUILDERS]
     assert (tmp_path / "synthetic/flame/full/generic_model.pkl").read_bytes() == b"model full"
-    assert (tmp_path / "synthetic/NoW_Dataset/imagepathsvalidation.txt").is_file()
+    assert (tmp_path / "synthetic/NoW_Dataset/final_release_version/imagepathsvalidation.txt").is_file()
     assert sorted(p.name for p in (tmp_path / "synthetic/flame").iterdir()) == ["full", "small"]  # no staging
     # second run: everything present, nothing rebuilt
     assert build_synthetic(tmp_path, builders=FAKE_BUILDERS, log=lambda _: None) == []

@@ -66,7 +66,7 @@ def test_synthetic_data_is_reported_as_synthetic(data):
     for size in ("small", "full"):
         touch(data / "synthetic/flame" / size / "generic_model.pkl")
         touch(data / "synthetic/flame" / size / "landmark_embedding.npy")
-    touch(data / "synthetic/NoW_Dataset/imagepathsvalidation.txt")
+    touch(data / "synthetic/NoW_Dataset/final_release_version/imagepathsvalidation.txt")
     rep = doctor.report()
     sources = {k: v["source"] for k, v in rep["data"].items()}
     assert sources["flame"] == sources["landmark_embedding"] == sources["now"] == "synthetic"
@@ -79,18 +79,18 @@ def test_synthetic_data_is_reported_as_synthetic(data):
 
 def test_real_data_wins_over_synthetic(data):
     touch(data / "synthetic/flame/small/generic_model.pkl")
-    touch(data / "synthetic/NoW_Dataset/imagepathsvalidation.txt")
+    touch(data / "synthetic/NoW_Dataset/final_release_version/imagepathsvalidation.txt")
     touch(data / "FLAME2020/generic_model.pkl")
     rep = doctor.report()
     assert rep["data"]["flame"] == {"source": "real", "path": str(data / "FLAME2020/generic_model.pkl"),
                                     "detail": "FLAME2020"}
     assert any("landmark-embedding" in s for s in rep["next_steps"])  # real FLAME without its embedding
     touch(data / "FLAME2020/landmark_embedding.npy")
-    now = data / "NoW_Dataset"
+    now = data / "NoW_Dataset/final_release_version"
     touch(now / "imagepathsvalidation.txt")
     touch(now / "scans/s1/scan.obj")
     touch(now / "scans_lmks_onlypp/s1/scan_picked_points.pp")
-    (now / "final_release_version/iphone_pictures").mkdir(parents=True)
+    (now / "iphone_pictures").mkdir(parents=True)
     touch(data / "COMA_data/FaceTalk_170725_00137_TA/bareteeth/bareteeth.000001.ply")
     rep = doctor.report()
     assert {k: v["source"] for k, v in rep["data"].items() if k != "checkpoints"} == {
@@ -100,8 +100,8 @@ def test_real_data_wins_over_synthetic(data):
 
 
 def test_incomplete_real_now_falls_back_to_synthetic(data):
-    touch(data / "NoW_Dataset/scans/s1/scan.obj")  # only part of the real set
-    touch(data / "synthetic/NoW_Dataset/imagepathsvalidation.txt")
+    touch(data / "NoW_Dataset/final_release_version/scans/s1/scan.obj")  # only part of the real set
+    touch(data / "synthetic/NoW_Dataset/final_release_version/imagepathsvalidation.txt")
     now = doctor.report()["data"]["now"]
     assert now["source"] == "synthetic" and "incomplete" in now["detail"]
 

@@ -137,7 +137,8 @@ SYNTHETIC_BUILDERS: tuple[SyntheticBuilder, ...] = (
                      ("small",), present="generic_model.pkl"),
     SyntheticBuilder("synthetic/flame/full", "facecourse.flame.synthetic:build_synthetic_flame",
                      ("full",), present="generic_model.pkl"),
-    SyntheticBuilder("synthetic/NoW_Dataset", "facecourse.now.synthetic:build_synthetic_now", (), present="*"),
+    SyntheticBuilder("synthetic/NoW_Dataset", "facecourse.now.synthetic:build_synthetic_now", (),
+                     present="final_release_version/imagepathsvalidation.txt"),
 )
 """What ``data_download.py synthetic`` builds, in order (the NoW set is made from synthetic FLAME heads)."""
 
@@ -145,10 +146,10 @@ FLAME_ACCOUNT = Account("FLAME", "https://flame.is.tue.mpg.de/", "FLAME_USERNAME
 NOW_ACCOUNT = Account("NoW", "https://now.is.tue.mpg.de/", "NOW_USERNAME", "NOW_PASSWORD")
 COMA_ACCOUNT = Account("CoMA", "https://coma.is.tue.mpg.de/", "COMA_USERNAME", "COMA_PASSWORD")
 
-NOW_ROOT = "NoW_Dataset"
-"""NoW dataset root, as :mod:`facecourse.now.layout` reads it: the image lists, ``scans/`` and
-``scans_lmks_onlypp/`` at the top, the photos in ``final_release_version/iphone_pictures/`` (the folder
-name inside the official image archive)."""
+NOW_ROOT = "NoW_Dataset/final_release_version"
+"""The NoW dataset folder, as :mod:`facecourse.now.layout` reads it (``DATASET_SUBDIR``) and as the official
+image archive unpacks: image lists, ``iphone_pictures/``, ``detected_face/``, ``scans/`` and
+``scans_lmks_onlypp/`` side by side."""
 
 
 def _now_file(name: str, marker: str | None, kind: str = "archive") -> RemoteFile:
@@ -224,11 +225,11 @@ ASSETS: dict[str, Asset] = {
             "several GB (images); scans and landmarks of the 20 validation subjects are a small part",
             f"{NOW_ROOT}/",
             (f"{NOW_ROOT}/imagepathsvalidation.txt", f"{NOW_ROOT}/scans/*", f"{NOW_ROOT}/scans_lmks_onlypp/*",
-             f"{NOW_ROOT}/final_release_version/iphone_pictures"),
+             f"{NOW_ROOT}/iphone_pictures"),
             files=(
                 _now_file("imagepathsvalidation.txt", None, kind="file"),
                 _now_file("imagepathstest.txt", None, kind="file"),
-                _now_file("NoW_Dataset.zip", "final_release_version/iphone_pictures"),
+                _now_file("NoW_Dataset.zip", "iphone_pictures"),
                 _now_file("scans.tar.gz", "scans"),
                 _now_file("scans_lmks_onlypp.tar.gz", "scans_lmks_onlypp"),
             ),
