@@ -19,6 +19,7 @@ from pathlib import Path
 
 from facecourse.data.assets import ASSETS, NOW_ROOT, asset_status
 from facecourse.data.paths import data_dir
+from facecourse.flame.io import DECA_EMBEDDING, RINGNET_DYNAMIC, RINGNET_STATIC
 
 PACKAGES: dict[str, tuple[str, bool]] = {
     "torch": ("torch", True),
@@ -76,6 +77,12 @@ def mode_report() -> dict:
         return {"mode": None, "error": str(err)}
 
 
+def _has_embedding(folder: Path) -> bool:
+    """A landmark embedding the FLAME loader accepts lies in ``folder`` (DECA's file or RingNet's pair)."""
+    return (folder / DECA_EMBEDDING).is_file() or ((folder / RINGNET_STATIC).is_file()
+                                                   and (folder / RINGNET_DYNAMIC).is_file())
+
+
 def _nonempty(folder: Path) -> bool:
     return folder.is_dir() and next(folder.iterdir(), None) is not None
 
@@ -85,27 +92,37 @@ def data_report(root: str | os.PathLike | None = None) -> dict[str, dict]:
 
     Items: ``flame`` (head model), ``landmark_embedding``, ``now`` (evaluation set), ``coma`` (registered
     meshes) and ``checkpoints`` (pre-trained weights in ``data_dir()/"checkpoints"``). ``source`` is
-    ``"real"``, ``"synthetic"`` or ``"missing"`` (checkpoints: ``"present"`` or ``"missing"``).
+    ``"real"``, ``"synthetic"`` or ``"missing"`` (checkpoints: ``"present"`` or ``"missing"``). Like
+    :func:`facecourse.flame.default_model_path`, the real FLAME 2020 model counts only with a landmark
+    embedding beside it; ``flame["real_needs_embedding"]`` flags a pickle that lacks one.
     """
     root = Path(root) if root is not None else data_dir()
     synthetic = root / "synthetic"
     out: dict[str, dict] = {}
 
-    flame_real = [root / p for n in ("flame2020", "flame2023-open") for p in ASSETS[n].present if (root / p).is_file()]
-    flame_syn = [synthetic / "flame" / s / "generic_model.pkl" for s in ("small", "full")]
-    flame_syn = [p for p in flame_syn if p.is_file()]
-    if flame_real:
-        out["flame"] = {"source": "real", "path": str(flame_real[0]), "detail": ", ".join(p.parent.name for p in flame_real)}
+    real_dir = root / "FLAME2020"
+    real_pkl = real_dir / "generic_model.pkl"
+    real_usable = real_pkl.is_file() and _has_embedding(real_dir)
+    flame_syn = [p for p in (synthetic / "flame" / s / "generic_model.pkl" for s in ("small", "full")) if p.is_file()]
+    notes = []
+    if real_pkl.is_file() and not real_usable:
+        notes.append("FLAME2020/generic_model.pkl has no landmark embedding beside it, so it is not used yet")
+    if (root / "FLAME2023Open" / "flame2023_Open.pkl").is_file():
+        notes.append("FLAME2023Open present (pass its path to FLAME.from_file to use it)")
+    if real_usable:
+        out["flame"] = {"source": "real", "path": str(real_pkl), "detail": "; ".join(["FLAME 2020"] + notes)}
     elif flame_syn:
-        out["flame"] = {"source": "synthetic", "path": str(flame_syn[0]),
-                        "detail": "synthetic FLAME-format model, sizes: " + ", ".join(p.parent.name for p in flame_syn)}
+        detail = "synthetic FLAME-format model, sizes: " + ", ".join(p.parent.name for p in flame_syn)
+        out["flame"] = {"source": "synthetic", "path": str(flame_syn[0]), "detail": "; ".join([detail] + notes)}
     else:
-        out["flame"] = {"source": "missing", "path": str(root / "FLAME2020" / "generic_model.pkl"), "detail": ""}
+        out["flame"] = {"source": "missing", "path": str(real_pkl), "detail": "; ".join(notes)}
+    out["flame"]["real_needs_embedding"] = real_pkl.is_file() and not real_usable
 
     lmk_real = root / ASSETS["landmark-embedding"].files[0].dest
-    lmk_syn = synthetic / "flame" / "small" / "landmark_embedding.npy"
+    lmk_syn = synthetic / "flame" / "small" / DECA_EMBEDDING
     out["landmark_embedding"] = (
-        {"source": "real", "path": str(lmk_real), "detail": "DECA landmark_embedding.npy"} if lmk_real.is_file()
+        {"source": "real", "path": str(real_dir), "detail": "embedding beside the FLAME 2020 pickle"}
+        if _has_embedding(real_dir)
         else {"source": "synthetic", "path": str(lmk_syn), "detail": "embedding of the synthetic model"}
         if lmk_syn.is_file() else {"source": "missing", "path": str(lmk_real), "detail": ""}
     )
@@ -150,11 +167,11 @@ def next_steps(versions: dict, device: dict, mode: dict, data: dict) -> list[str
         steps.append("Build the synthetic default data: `python data_download.py synthetic` (or `make data`).")
     elif data["now"]["source"] == "missing":
         steps.append("Build the synthetic NoW set: `python data_download.py synthetic`.")
-    if data["flame"]["source"] != "real":
+    if data["flame"]["real_needs_embedding"]:
+        steps.append("Real FLAME found without its landmark embedding: `python data_download.py landmark-embedding`.")
+    elif data["flame"]["source"] != "real":
         steps.append("Optional, real FLAME: register at https://flame.is.tue.mpg.de/, set FLAME_USERNAME and "
                      "FLAME_PASSWORD, run `python data_download.py flame2020 landmark-embedding`.")
-    elif data["landmark_embedding"]["source"] != "real":
-        steps.append("Real FLAME found without its landmark embedding: `python data_download.py landmark-embedding`.")
     if data["now"]["source"] != "real":
         steps.append("Optional, real NoW validation set: register at https://now.is.tue.mpg.de/, set NOW_USERNAME "
                      "and NOW_PASSWORD, run `python data_download.py now`.")

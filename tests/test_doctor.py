@@ -81,11 +81,14 @@ def test_real_data_wins_over_synthetic(data):
     touch(data / "synthetic/flame/small/generic_model.pkl")
     touch(data / "synthetic/NoW_Dataset/final_release_version/imagepathsvalidation.txt")
     touch(data / "FLAME2020/generic_model.pkl")
+    rep = doctor.report()  # real FLAME without its embedding: the loader still uses the synthetic model
+    assert rep["data"]["flame"]["source"] == "synthetic" and rep["data"]["flame"]["real_needs_embedding"]
+    assert "no landmark embedding" in rep["data"]["flame"]["detail"]
+    assert any("data_download.py landmark-embedding" in s for s in rep["next_steps"])
+    touch(data / "FLAME2020/landmark_embedding.npy")
     rep = doctor.report()
     assert rep["data"]["flame"] == {"source": "real", "path": str(data / "FLAME2020/generic_model.pkl"),
-                                    "detail": "FLAME2020"}
-    assert any("landmark-embedding" in s for s in rep["next_steps"])  # real FLAME without its embedding
-    touch(data / "FLAME2020/landmark_embedding.npy")
+                                    "detail": "FLAME 2020", "real_needs_embedding": False}
     now = data / "NoW_Dataset/final_release_version"
     touch(now / "imagepathsvalidation.txt")
     touch(now / "scans/s1/scan.obj")
@@ -97,6 +100,17 @@ def test_real_data_wins_over_synthetic(data):
         "flame": "real", "landmark_embedding": "real", "now": "real", "coma": "real"}
     assert rep["data"]["coma"]["detail"] == "1 subjects"
     assert not any("data_download.py" in s for s in rep["next_steps"])
+
+
+def test_ringnet_embedding_counts_and_agrees_with_the_loader(data, monkeypatch):
+    from facecourse.flame import paths
+
+    touch(data / "FLAME2020/generic_model.pkl")
+    touch(data / "FLAME2020/flame_static_embedding.pkl")
+    touch(data / "FLAME2020/flame_dynamic_embedding.npy")
+    rep = doctor.report()
+    assert rep["data"]["flame"]["source"] == rep["data"]["landmark_embedding"]["source"] == "real"
+    assert paths.default_model_path("small") == data / "FLAME2020/generic_model.pkl"
 
 
 def test_incomplete_real_now_falls_back_to_synthetic(data):
