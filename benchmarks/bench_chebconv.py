@@ -1,8 +1,8 @@
 """facecourse ChebConv vs torch_geometric ChebConv: forward + backward, batch 32, FLAME-size mesh.
 
-Prints the time of each, the speed ratio (target >= 3x) and the largest output/gradient difference.
-PyG is run the way its DataLoader batches meshes (one block-diagonal graph of B copies, normalisation
-computed in every call); a second PyG line feeds (B, V, C) with one edge_index (its node_dim trick).
+Prints the time of each, the speed ratio (target >= 3x) and the largest output/gradient difference
+(:func:`facecourse.nn.chebconv.compare_with_pyg`). PyG is run the way its DataLoader batches meshes: one
+block-diagonal graph of B copies, its normalisation computed in every call.
 
     .venv/bin/python benchmarks/bench_chebconv.py [--batch 32] [--channels 16] [--K 6] [--repeats 5]
 """
@@ -10,19 +10,16 @@ computed in every call); a second PyG line feeds (B, V, C) with one edge_index (
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import torch
-from torch_geometric.nn import ChebConv as PygChebConv
 
-from facecourse.mesh import edges_from_faces
 from facecourse.nn import ChebConv, decimate
+from facecourse.nn.chebconv import compare_with_pyg
 
 
-def flame_size_mesh() -> tuple[str, np.ndarray]:
-    """Faces and name of a ~5k-vertex mesh: the synthetic 'full' FLAME if it can be built, else a sphere."""
+def flame_size_mesh() -> tuple[str, np.ndarray, int]:
+    """Name, faces and vertex count of a ~5k-vertex mesh: the synthetic 'full' FLAME if it can be built, else a sphere."""
     try:
         from facecourse.flame import FLAME, default_model_path
 
@@ -37,16 +34,6 @@ def flame_size_mesh() -> tuple[str, np.ndarray]:
         return "icosphere decimated to 5023 vertices", faces, len(kept)
 
 
-def timed(step, repeats: int) -> float:
-    step()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32)
@@ -57,46 +44,14 @@ def main() -> None:
     torch.manual_seed(0)
     name, faces, n = flame_size_mesh()
     b, c, k = args.batch, args.channels, args.K
-    ours = ChebConv.from_faces(c, c, k, faces, n)
-    pyg = PygChebConv(c, c, k)
-    with torch.no_grad():
-        for i in range(k):
-            pyg.lins[i].weight.copy_(ours.weight[i].T)
-        pyg.bias.copy_(ours.bias)
-    e = torch.from_numpy(edges_from_faces(faces)).T
-    one = torch.cat([e, e.flip(0)], dim=1)
-    batched = torch.cat([one + i * n for i in range(b)], dim=1)
+    conv = ChebConv.from_faces(c, c, k, faces, n)
     x = torch.randn(b, n, c)
-
-    def run_ours():
-        xi = x.clone().requires_grad_()
-        y = ours(xi)
-        y.square().sum().backward()
-        return y, xi.grad
-
-    def run_pyg():
-        xi = x.reshape(b * n, c).clone().requires_grad_()
-        y = pyg(xi, batched)
-        y.square().sum().backward()
-        return y.reshape(b, n, c), xi.grad.reshape(b, n, c)
-
-    def run_pyg_nodedim():
-        xi = x.clone().requires_grad_()
-        y = pyg(xi, one)
-        y.square().sum().backward()
-        return y, xi.grad
-
-    y0, g0 = run_ours()
-    y1, g1 = run_pyg()
-    t_ours = timed(run_ours, args.repeats)
-    t_pyg = timed(run_pyg, args.repeats)
-    t_pyg2 = timed(run_pyg_nodedim, args.repeats)
+    r = compare_with_pyg(conv, faces, x, repeats=args.repeats)
     print(f"mesh: {name}, V={n}, batch={b}, channels={c}->{c}, K={k}, torch threads={torch.get_num_threads()}")
-    print(f"max |output difference| = {(y0 - y1).abs().max():.2e}, max |grad difference| = {(g0 - g1).abs().max():.2e}")
-    print(f"facecourse ChebConv           forward+backward: {1e3 * t_ours:8.1f} ms")
-    print(f"PyG ChebConv (batched graph)  forward+backward: {1e3 * t_pyg:8.1f} ms   ratio {t_pyg / t_ours:5.1f}x (target >= 3x)")
-    print(f"PyG ChebConv ((B, V, C) input) forward+backward: {1e3 * t_pyg2:8.1f} ms   ratio {t_pyg2 / t_ours:5.1f}x")
-
+    print(f"max |output difference| = {r['max_abs_diff']:.2e}, max |input-grad difference| = {r['max_grad_diff']:.2e}")
+    print(f"facecourse ChebConv          forward+backward: {1e3 * r['ours_s']:8.1f} ms")
+    print(f"PyG ChebConv (batched graph) forward+backward: {1e3 * r['pyg_s']:8.1f} ms")
+    print(f"speed ratio PyG / facecourse: {r['ratio']:.1f}x (target >= 3x)")
 
 if __name__ == "__main__":
     main()

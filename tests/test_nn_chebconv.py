@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch
 import trimesh
-from torch_geometric.nn import ChebConv as PygChebConv
 
 from facecourse.mesh import edges_from_faces
 from facecourse.nn import ChebConv
+from facecourse.nn.chebconv import (
+    batched_edge_index, compare_with_pyg, hop_distances, impulse_responses, mesh_laplacian, to_pyg_chebconv,
+)
 
 
 def open_mesh(subdivisions: int = 2):
@@ -18,22 +20,6 @@ def open_mesh(subdivisions: int = 2):
     f = m.faces[m.vertices[m.faces].mean(1)[:, 2] > -0.4]
     used, inverse = np.unique(f, return_inverse=True)
     return m.vertices[used], inverse.reshape(-1, 3).astype(np.int64)
-
-
-def pyg_copy(conv: ChebConv) -> PygChebConv:
-    """PyG layer (normalization 'sym', lambda_max 2 by default) with the weights of ``conv``."""
-    ref = PygChebConv(conv.in_channels, conv.out_channels, conv.K).to(conv.weight.dtype)
-    with torch.no_grad():
-        for k in range(conv.K):
-            ref.lins[k].weight.copy_(conv.weight[k].T)
-        ref.bias.copy_(conv.bias)
-    return ref
-
-
-def batched_edge_index(faces, n_vertices: int, batch: int) -> torch.Tensor:
-    e = torch.from_numpy(edges_from_faces(faces)).T
-    one = torch.cat([e, e.flip(0)], dim=1)
-    return torch.cat([one + b * n_vertices for b in range(batch)], dim=1)
 
 
 @pytest.mark.parametrize("K", [1, 2, 6])
@@ -46,7 +32,7 @@ def test_matches_pyg(K):
         conv.bias.normal_()
     x = torch.randn(3, n, 4)
     ours = conv(x)
-    ref = pyg_copy(conv)(x.reshape(-1, 4), batched_edge_index(f, n, 3)).reshape(3, n, 5)
+    ref = to_pyg_chebconv(conv)(x.reshape(-1, 4), batched_edge_index(f, n, 3)).reshape(3, n, 5)
     assert ours.shape == (3, n, 5)
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
 
@@ -56,7 +42,7 @@ def test_gradients_match_pyg():
     v, f = open_mesh(1)
     n = len(v)
     conv = ChebConv.from_faces(3, 4, 6, f, n)
-    ref = pyg_copy(conv)
+    ref = to_pyg_chebconv(conv)
     x = torch.randn(2, n, 3, requires_grad=True)
     xr = x.detach().clone().reshape(-1, 3).requires_grad_()
     conv(x).square().sum().backward()
@@ -88,6 +74,28 @@ def test_vertex_permutation_equivariance():
     conv_p.load_state_dict(conv.state_dict())
     x = torch.randn(2, n, 3)
     torch.testing.assert_close(conv_p(x[:, perm]), conv(x)[:, perm], atol=1e-5, rtol=1e-5)
+
+
+def test_pyg_twin_holds_transposed_weights():
+    v, f = open_mesh(0)
+    conv = ChebConv.from_faces(2, 3, 4, f, len(v))
+    twin = to_pyg_chebconv(conv)
+    assert twin.normalization == "sym" and len(twin.lins) == 4
+    for k in range(4):
+        torch.testing.assert_close(twin.lins[k].weight, conv.weight[k].T)
+    assert batched_edge_index(f, len(v), 3).shape[1] == 3 * 2 * len(edges_from_faces(f))
+    r = compare_with_pyg(conv, f, torch.randn(2, len(v), 2), repeats=1)
+    assert r["max_abs_diff"] < 1e-5 and r["max_grad_diff"] < 1e-4 and r["ratio"] > 0
+
+
+def test_impulse_responses_live_within_k_hops():
+    v, f = open_mesh(2)
+    n, K = len(v), 5
+    resp = impulse_responses(mesh_laplacian(f, n), 7, K).numpy()
+    hops = hop_distances(f, n, 7)
+    assert resp.shape == (K, n) and hops[7] == 0
+    for k in range(K):
+        assert np.all(resp[k][hops > k] == 0) and np.any(np.abs(resp[k][hops == k]) > 1e-6)
 
 
 def test_filter_is_k_minus_1_hop_local():

@@ -99,3 +99,100 @@ class ChebConv(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, K={self.K}, V={self.n_vertices}"
+
+
+def impulse_responses(laplacian: torch.Tensor, vertex: int, K: int) -> torch.Tensor:
+    """:math:`T_k(\\tilde L)\\,\\delta_v` for :math:`k = 0 \\dots K-1`: what each Chebyshev order sees of vertex ``v``.
+
+    Args:
+        laplacian: ``(V, V)`` rescaled Laplacian (torch sparse, e.g. :func:`mesh_laplacian`).
+        vertex: index ``v`` of the impulse.
+        K: number of orders.
+
+    Returns:
+        ``(K, V)``; row ``k`` is zero beyond ``k`` hops of ``v``, so a ChebConv with ``K`` orders has a
+        receptive field of ``K - 1`` rings.
+    """
+    n = laplacian.shape[0]
+    if not 0 <= vertex < n:
+        raise ValueError(f"vertex must be in [0, {n}), got {vertex}")
+    delta = torch.zeros(n, 1, dtype=laplacian.dtype)
+    delta[vertex] = 1.0
+    return chebyshev_basis(laplacian, delta, K)[..., 0]
+
+
+def hop_distances(faces, n_vertices: int, vertex: int) -> np.ndarray:
+    """Graph distance (number of mesh edges) from ``vertex`` to every vertex, ``(V,)`` float (inf if unreachable)."""
+    from scipy.sparse.csgraph import shortest_path
+
+    from facecourse.mesh import adjacency_matrix
+
+    return shortest_path(adjacency_matrix(np.asarray(faces), n_vertices), unweighted=True, indices=int(vertex))
+
+
+def batched_edge_index(faces, n_vertices: int, batch: int) -> torch.Tensor:
+    """PyG ``edge_index`` ``(2, 2 E B)`` of ``batch`` disjoint copies of the mesh (how PyG batches graphs)."""
+    from facecourse.mesh import edges_from_faces
+
+    e = torch.from_numpy(edges_from_faces(np.asarray(faces))).T
+    one = torch.cat([e, e.flip(0)], dim=1)
+    return torch.cat([one + i * n_vertices for i in range(batch)], dim=1)
+
+
+def to_pyg_chebconv(conv: ChebConv):
+    """A ``torch_geometric.nn.ChebConv`` (normalisation "sym", :math:`\\lambda_{max}=2`) with ``conv``'s weights.
+
+    PyG stores one ``Linear`` per order with weight ``(C_out, C_in)``: ``lins[k].weight = conv.weight[k].T``.
+    """
+    from torch_geometric.nn import ChebConv as PygChebConv
+
+    ref = PygChebConv(conv.in_channels, conv.out_channels, conv.K, bias=conv.bias is not None)
+    ref = ref.to(device=conv.weight.device, dtype=conv.weight.dtype)
+    with torch.no_grad():
+        for k in range(conv.K):
+            ref.lins[k].weight.copy_(conv.weight[k].T)
+        if conv.bias is not None:
+            ref.bias.copy_(conv.bias)
+    return ref
+
+
+def compare_with_pyg(conv: ChebConv, faces, x: torch.Tensor, repeats: int = 3) -> dict[str, float]:
+    """Run ``conv`` and its PyG twin on ``x (B, V, C_in)``, forward + backward of :math:`\\sum y^2`.
+
+    Returns:
+        ``{"max_abs_diff", "max_grad_diff", "ours_s", "pyg_s", "ratio"}``: largest output and input-gradient
+        differences, median wall times (seconds, after one warm-up) and ``pyg_s / ours_s``.
+    """
+    import statistics
+    import time
+
+    b, v, c = x.shape
+    pyg = to_pyg_chebconv(conv)
+    edges = batched_edge_index(faces, v, b)
+
+    def ours():
+        xi = x.detach().clone().requires_grad_()
+        y = conv(xi)
+        y.square().sum().backward()
+        return y.detach(), xi.grad
+
+    def theirs():
+        xi = x.detach().reshape(b * v, c).clone().requires_grad_()
+        y = pyg(xi, edges)
+        y.square().sum().backward()
+        return y.detach().reshape(b, v, -1), xi.grad.reshape(b, v, c)
+
+    def median_time(step):
+        step()
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t)
+        return statistics.median(times)
+
+    (y0, g0), (y1, g1) = ours(), theirs()
+    t_ours, t_pyg = median_time(ours), median_time(theirs)
+    conv.zero_grad(set_to_none=True)
+    return {"max_abs_diff": float((y0 - y1).abs().max()), "max_grad_diff": float((g0 - g1).abs().max()),
+            "ours_s": t_ours, "pyg_s": t_pyg, "ratio": t_pyg / t_ours}
