@@ -223,6 +223,18 @@ def test_complete_part_file_is_not_downloaded_again(server, tmp_path):
     assert (tmp_path / "c.bin").read_bytes() == body and server.requests == []
 
 
+def test_complete_part_file_without_known_size_is_confirmed_by_the_server(server, tmp_path):
+    body = payload(40_000, seed=6)
+    server.routes["/u.bin"] = Route(body)
+    (tmp_path / "u.bin.part").write_bytes(body)  # size unknown to us: the server's 416 confirms it is whole
+    assert download(server.url("/u.bin"), tmp_path / "u.bin", progress=False).read_bytes() == body
+    (tmp_path / "v.bin.part").write_bytes(body + b"junk")  # longer than the file on the server
+    server.routes["/v.bin"] = Route(body)
+    with pytest.raises(DownloadError, match="does not fit"):
+        download(server.url("/v.bin"), tmp_path / "v.bin", progress=False)
+    assert not (tmp_path / "v.bin.part").exists() and not (tmp_path / "v.bin").exists()
+
+
 def test_wrong_checksum_deletes_everything(server, tmp_path):
     body = payload()
     server.routes["/w.bin"] = Route(body)
@@ -456,6 +468,21 @@ def test_credentials_never_printed(fake_licensed_asset, monkeypatch, tmp_path, c
                                                                  for p in tmp_path.rglob("*.json"))
     for secret in (PASSWORD, "Wr0ng-" + PASSWORD, urllib.parse.quote_plus(PASSWORD), USER):
         assert secret not in everything
+
+
+def test_downloaded_archive_failing_its_structure_check_is_discarded(server, monkeypatch, tmp_path):
+    server.routes["/download.php"] = Route(make_zip({"generic_model.pkl": b"g"}), login=True)  # no male/female
+    url = server.url("/download.php") + "?sfile=FLAME2020.zip"
+    asset = Asset("fake-flame", "fake", "test licence", "https://example.org", "1 kB", "FLAME2020/",
+                  ("FLAME2020/generic_model.pkl",),
+                  files=(RemoteFile("FLAME2020.zip", url, "archive", "FLAME2020", marker="generic_model.pkl",
+                                    expect=("generic_model.pkl", "female_model.pkl")),),
+                  account=Account("FAKE", "https://example.org/register", "FAKE_USERNAME", "FAKE_PASSWORD"))
+    monkeypatch.setitem(assets_mod.ASSETS, asset.name, asset)
+    with pytest.raises(DownloadError, match="female_model.pkl"):
+        fetch_asset(asset.name, root=tmp_path, credentials={"username": USER, "password": PASSWORD},
+                    progress=False, log=lambda _: None)
+    assert files_under(tmp_path) == ["downloads"]  # nothing installed, nothing recorded, archive discarded
 
 
 def test_local_archive_install_matches_by_content(fake_licensed_asset, tmp_path):

@@ -451,7 +451,11 @@ def fetch_asset(
                                 f"{asset.account.register_url if asset.account else remote.url} and run "
                                 f"`python data_download.py {name} --archive FILE`.)") from None
             raise
-        installed += install_file(asset, remote, path, root, log)
+        try:
+            installed += install_file(asset, remote, path, root, log)
+        except DownloadError:
+            path.unlink(missing_ok=True)  # a download that fails its checks is useless: fetch afresh next time
+            raise
         if not keep_downloads:
             path.unlink(missing_ok=True)
     log(f"{name}: installed into {root / asset.location}")

@@ -149,8 +149,13 @@ def download(
         try:
             response = _open(url, form, offset, timeout)
         except urllib.error.HTTPError as err:
-            if err.code == 416 and offset:  # nothing left to send: the .part is already whole
+            total = _content_range_total(err.headers.get("Content-Range", "")) if err.code == 416 else None
+            if err.code == 416 and offset and total == offset:  # nothing left to send: the .part is whole
                 response = None
+            elif err.code == 416 and offset:
+                part.unlink()
+                raise DownloadError(f"{asset}: the partial download {part.name} does not fit the file on the server "
+                                    "(it changed?); it was deleted, run the same command again.") from None
             else:
                 hint = "check your user name/password and that you accepted the licence on the website"
                 hint = hint if err.code in (401, 403) else "check the address or try again later"
@@ -229,6 +234,12 @@ def _stream(response, part: Path, *, asset: str, offset: int, size: int | None, 
                 f"{asset}: the connection ended after {received} of {expected_total} bytes; "
                 "run the same command again to resume."
             )
+
+
+def _content_range_total(header: str) -> int | None:
+    """Total size of a ``Content-Range: bytes .../TOTAL`` header (None if absent or ``*``)."""
+    total = header.rpartition("/")[2].strip()
+    return int(total) if total.isdigit() else None
 
 
 def _content_range_start(header: str) -> int | None:
