@@ -18,8 +18,8 @@ from facecourse.now.evaluate import baseline_stats
 from facecourse.now.layout import CHALLENGES
 from facecourse.now.metrics import PUBLISHED_NOW
 
-PUBLISHED_NOTE = ("published values measured on the real NoW test set by the organisers; not comparable with "
-                  "results on the synthetic set")
+PUBLISHED_NOTE = ("published values on the real NoW test set (organisers); not comparable with results on "
+                  "synthetic scans")
 
 
 def baseline_flame_path(dataset_dir: str | os.PathLike):
@@ -85,7 +85,7 @@ def format_table(stats: dict, baselines: dict | None = None, title: str = "predi
     for name, b in (baselines or {}).items():
         row(f"baseline: {name}", b["all"])
     if published:
-        lines.append(f"published (* {PUBLISHED_NOTE}):")
+        lines.append(f"* {PUBLISHED_NOTE}:")
         for name, s in PUBLISHED_NOW.items():
             row(f"  * {name}", dict(s, n_images="real"))
     return "\n".join(lines)

@@ -127,24 +127,33 @@ def _images(subject: str) -> list[NowImage]:
     return images
 
 
-def _write_set(root: Path, seed: int, n_shape: int) -> None:
+def write_synthetic_now(root: str | os.PathLike, flame, eyeball_vertices=None, seed: int = 0) -> Path:
+    """Write the synthetic NoW-format set into the dataset folder ``root`` from a FLAME module.
+
+    Args:
+        root: the dataset folder (``.../NoW_Dataset/final_release_version``).
+        flame: a :class:`facecourse.flame.FLAME`; identities draw :math:`\\beta \\sim \\mathcal N(0, I)` on
+            its ``n_shape`` components.
+        eyeball_vertices: vertex indices removed from the scans (the eyeballs).
+        seed: random seed.
+
+    Returns:
+        ``root``.
+    """
     import torch
 
-    from facecourse.flame import FLAME, load_masks, synthetic_model_path
     from facecourse.now.export import flame_now_prediction
 
-    model_path = synthetic_model_path("full")
-    flame = FLAME.from_file(model_path, n_shape=n_shape, n_exp=0, dtype=torch.float64)
-    masks = load_masks(model_path.parent / "FLAME_masks.pkl")
-    eyes = np.concatenate([masks[k] for k in ("left_eyeball", "right_eyeball") if k in masks]).astype(np.int64)
+    root = Path(root)
     subjects = _subjects()
     rng = np.random.default_rng(seed)
-    betas = rng.standard_normal((len(subjects), n_shape))
+    betas = rng.standard_normal((len(subjects), flame.n_shape))
     vertices, landmarks = flame_now_prediction(flame, torch.as_tensor(betas))
-    faces = flame.faces.numpy()
+    vertices, landmarks = vertices.cpu().double().numpy(), landmarks.cpu().double().numpy()
+    faces = flame.faces.cpu().numpy()
     lists = {split: [] for split in SPLIT_SUBJECTS}
-    for (split, subject), v_m, lm_m in zip(subjects, vertices.numpy(), landmarks.numpy()):
-        sv, sf, slm, scanner = scan_from_head(v_m * M_TO_MM, faces, lm_m * M_TO_MM, rng, drop_vertices=eyes)
+    for (split, subject), v_m, lm_m in zip(subjects, vertices, landmarks):
+        sv, sf, slm, _ = scan_from_head(v_m * M_TO_MM, faces, lm_m * M_TO_MM, rng, drop_vertices=eyeball_vertices)
         save_mesh(root / "scans" / subject / f"{subject}.obj", sv, sf)
         write_pp(root / "scans_lmks_onlypp" / subject / f"{subject}_picked_points.pp", slm, names=NOW7_NAMES,
                  data_file_name=f"{subject}.obj")
@@ -154,14 +163,15 @@ def _write_set(root: Path, seed: int, n_shape: int) -> None:
     write_image_list(root / "imagepathstest.txt", lists["test"])
     (root / IMAGES_SUBDIR).mkdir(parents=True, exist_ok=True)
     meta = {
-        "version": SYNTHETIC_NOW_VERSION, "seed": seed, "flame_model": "synthetic full", "n_shape": n_shape,
-        "units": {"scans": "mm", "synthetic_ground_truth": "m"},
+        "version": SYNTHETIC_NOW_VERSION, "seed": seed, "flame_model": str(getattr(flame, "source", "")),
+        "n_shape": flame.n_shape, "units": {"scans": "mm", "synthetic_ground_truth": "m"},
         "subjects": {s: {"split": sp, "shape": b.round(6).tolist()} for (sp, s), b in zip(subjects, betas)},
         "note": "image lists reference photos under iphone_pictures/ that the renderer adds later; the "
                 "evaluation only reads predictions",
     }
     with atomic_open(root / META_FILE, "w") as handle:  # written last: its presence means complete
         json.dump(meta, handle, indent=1)
+    return root
 
 
 def is_complete(dataset_dir: str | os.PathLike) -> bool:
@@ -191,9 +201,16 @@ def build_synthetic_now(out_dir: str | os.PathLike, seed: int = 0, n_shape: int 
     root = Path(out_dir) / DATASET_SUBDIR.name
     if is_complete(root):
         return root
+    import torch
+
+    from facecourse.flame import FLAME, load_masks, synthetic_model_path
+
+    model_path = synthetic_model_path("full")
+    flame = FLAME.from_file(model_path, n_shape=n_shape, n_exp=0, dtype=torch.float64)
+    masks = load_masks(model_path.parent / "FLAME_masks.pkl")
+    eyes = np.concatenate([np.asarray(masks[k], dtype=np.int64) for k in ("left_eyeball", "right_eyeball")])
     root.mkdir(parents=True, exist_ok=True)
-    _write_set(root, seed, n_shape)
-    return root
+    return write_synthetic_now(root, flame, eyes, seed)
 
 
 def synthetic_now_dir() -> Path:
@@ -241,5 +258,5 @@ def synthetic_meta(dataset_dir: str | os.PathLike) -> dict | None:
 
 __all__ = [
     "GROUND_TRUTH_SUBDIR", "META_FILE", "SYNTHETIC_NOW_VERSION", "build_synthetic_now", "ground_truth_prediction",
-    "is_complete", "scan_from_head", "synthetic_meta", "synthetic_now_dir",
+    "is_complete", "scan_from_head", "synthetic_meta", "synthetic_now_dir", "write_synthetic_now",
 ]
