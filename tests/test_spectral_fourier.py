@@ -8,7 +8,7 @@ import trimesh
 from scipy.sparse.linalg import expm_multiply
 
 from facecourse.spectral import (
-    M_TO_MM, Eigenbasis, full_eigenpairs, graph_fourier, heat_kernel, ideal_lowpass,
+    M_TO_MM, Eigenbasis, full_eigenpairs, graph_fourier, heat_diffusion, heat_kernel, ideal_lowpass,
     inverse_graph_fourier, laplacian_of, reconstruction_error_mm, spectral_filter, truncate,
 )
 
@@ -73,6 +73,12 @@ def test_heat_kernel_matches_expm_multiply(mesh, full_basis):
     x = np.random.default_rng(2).normal(size=(len(v), 3))
     np.testing.assert_allclose(spectral_filter(x, basis, heat_kernel(t)), expm_multiply(-t * op, x), atol=1e-9)
     np.testing.assert_allclose(spectral_filter(x, basis, heat_kernel(0.0)), x, atol=1e-9)
+    # the eigenvector-free version is the same operator
+    np.testing.assert_allclose(heat_diffusion(x, lap, t, basis.mass), expm_multiply(-t * op, x), atol=1e-12)
+    np.testing.assert_allclose(heat_diffusion(x[:, 0], lap, t, basis.mass), spectral_filter(x[:, 0], basis,
+                               heat_kernel(t)), atol=1e-9)
+    with pytest.raises(ValueError, match="x must"):
+        heat_diffusion(x[:-1], lap, t)
 
 
 def test_ideal_lowpass_is_truncation(mesh, full_basis):

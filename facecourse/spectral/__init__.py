@@ -26,7 +26,7 @@ from facecourse.spectral.eigen import (
     smallest_eigenpairs,
     topology_hash,
 )
-from facecourse.spectral.filters import heat_kernel, ideal_lowpass, spectral_filter
+from facecourse.spectral.filters import heat_diffusion, heat_kernel, ideal_lowpass, spectral_filter
 from facecourse.spectral.fourier import (
     M_TO_MM,
     graph_fourier,
@@ -61,6 +61,7 @@ __all__ = [
     "full_eigenpairs",
     "graph_fourier",
     "graph_laplacian",
+    "heat_diffusion",
     "heat_kernel",
     "ideal_lowpass",
     "inverse_graph_fourier",

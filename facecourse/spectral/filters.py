@@ -6,7 +6,8 @@ A filter scales each graph frequency: :math:`y = U\\, g(\\Lambda)\\, U^\\top M x
 * heat kernel :math:`g(\\lambda) = e^{-t\\lambda}`: the solution at time :math:`t` of the diffusion
   :math:`\\partial_t x = -L x` (or :math:`-M^{-1}Lx`) started from :math:`x`, i.e. :math:`y = e^{-tL}x`.
 
-Exact filtering needs the eigenvectors, which costs :math:`O(V^3)` for all of them; chapter 03 replaces it
+Heat diffusion can also be computed exactly without eigenvectors (:func:`heat_diffusion`, a matrix
+exponential times a vector). Exact filtering with a general :math:`g` needs the eigenvectors, which costs :math:`O(V^3)` for all of them; chapter 03 replaces it
 with Chebyshev polynomials of :math:`L` (:mod:`facecourse.spectral.chebyshev`).
 """
 
@@ -15,6 +16,8 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import expm_multiply
 
 from facecourse.spectral.eigen import Eigenbasis
 from facecourse.spectral.fourier import graph_fourier
@@ -62,3 +65,32 @@ def spectral_filter(x, basis: Eigenbasis, g: Filter) -> np.ndarray:
         raise ValueError(f"g must map ({basis.k},) eigenvalues to ({basis.k},) gains, got {gain.shape}")
     gain = gain if coeffs.ndim == 1 else gain[:, None]
     return basis.eigenvectors @ (gain * coeffs)
+
+
+def heat_diffusion(x, laplacian, t: float, mass=None) -> np.ndarray:
+    """Exact heat diffusion :math:`y = e^{-t M^{-1} L} x` on all frequencies, without eigenvectors.
+
+    Uses ``scipy.sparse.linalg.expm_multiply`` (a truncated Taylor series with scaling on sparse products), so
+    it equals :func:`spectral_filter` with :func:`heat_kernel` and the *full* eigenbasis.
+
+    Args:
+        x: ``(V,)`` or ``(V, C)`` signal.
+        laplacian: ``(V, V)`` sparse positive semi-definite :math:`L`.
+        t: diffusion time ``>= 0`` (1 / unit of the eigenvalues; m² for the cotangent Laplacian with mass in m²).
+        mass: optional ``(V,)`` lumped mass (vertex areas).
+
+    Returns:
+        Diffused signal, same shape as ``x``.
+    """
+    if not t >= 0:
+        raise ValueError(f"diffusion time t must be >= 0, got {t}")
+    lap = sp.csr_matrix(laplacian, dtype=np.float64)
+    x = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=np.float64)
+    if x.ndim not in (1, 2) or x.shape[0] != lap.shape[0]:
+        raise ValueError(f"x must be (V,) or (V, C) with V={lap.shape[0]}, got {x.shape}")
+    if mass is not None:
+        m = mass.diagonal() if sp.issparse(mass) else np.asarray(mass, dtype=np.float64).ravel()
+        if m.shape != (lap.shape[0],) or not (m > 0).all():
+            raise ValueError(f"mass must be a positive (V,) vector with V={lap.shape[0]}, got {m.shape}")
+        lap = (sp.diags(1.0 / m) @ lap).tocsr()
+    return expm_multiply(-t * lap, x)
