@@ -16,21 +16,26 @@ from facecourse.now.evaluate import (
     ImageEvaluation, ImageRecord, NowReport, baseline_stats, evaluate_image, evaluate_now, evaluate_prediction,
     result_path, write_report,
 )
+from facecourse.now.baselines import format_table, now_baselines
+from facecourse.now.export import export_flame_predictions, flame_now_prediction, mean_face_prediction
 from facecourse.now.layout import (
-    CHALLENGES, NowImage, PredictionMalformed, PredictionMissing, image_path, load_landmarks_file,
+    CHALLENGES, NowImage, default_now_dir, real_now_dir, PredictionMalformed, PredictionMissing, image_path, load_landmarks_file,
     load_prediction, load_scan, prediction_files, read_image_list, scan_files, write_image_list,
     write_prediction,
 )
 from facecourse.now.metrics import CED_MAX_MM, PUBLISHED_NOW, cumulative_error_curve, error_stats
 from facecourse.now.pp import read_pp, write_pp
+from facecourse.now.synthetic import build_synthetic_now, synthetic_now_dir
 from facecourse.now.units import M_TO_MM, UNIT_TO_MM, unit_to_mm
 
 __all__ = [
     "CED_MAX_MM", "CHALLENGES", "CroppedScan", "ImageEvaluation", "ImageRecord", "M_TO_MM", "NOW7_NAMES",
     "NowImage", "NowReport", "PUBLISHED_NOW", "PredictionMalformed", "PredictionMissing", "Refinement",
-    "Similarity", "SurfaceDistance", "UNIT_TO_MM", "baseline_stats", "check_landmarks7", "crop_scan",
-    "cumulative_error_curve", "error_stats", "evaluate_image", "evaluate_now", "evaluate_prediction",
-    "face_crop_sphere", "image_path", "load_landmarks_file", "load_prediction", "load_scan",
+    "Similarity", "SurfaceDistance", "UNIT_TO_MM", "baseline_stats", "build_synthetic_now", "check_landmarks7",
+    "crop_scan", "cumulative_error_curve", "default_now_dir", "error_stats", "evaluate_image", "evaluate_now",
+    "evaluate_prediction", "export_flame_predictions", "face_crop_sphere", "flame_now_prediction",
+    "format_table", "image_path", "mean_face_prediction", "now_baselines", "real_now_dir",
+    "synthetic_now_dir", "load_landmarks_file", "load_prediction", "load_scan",
     "point_mesh_distance", "prediction_files", "procrustes", "read_image_list", "read_pp", "refine_alignment",
     "result_path", "scan_files", "unit_to_mm", "write_image_list", "write_pp", "write_prediction",
 ]

@@ -254,6 +254,19 @@ def evaluate_now(dataset_dir, pred_dir, out_dir=None, split: str = "val", metric
     return NowReport(records, split, metrical)
 
 
+def _json_ready(x):
+    """NaN -> None (strict JSON), numpy scalars -> Python numbers, recursively."""
+    if isinstance(x, dict):
+        return {str(k): _json_ready(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_ready(v) for v in x]
+    if isinstance(x, (float, np.floating)):
+        return None if np.isnan(x) else float(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
 def write_report(report: NowReport, out_dir, method: str = "RECON", extra: dict | None = None) -> dict:
     """Write ``summary.json`` and ``<method>[_metrical]_computed_distances.npy`` into ``out_dir``.
 
@@ -267,9 +280,9 @@ def write_report(report: NowReport, out_dir, method: str = "RECON", extra: dict 
         The summary dict written.
     """
     out = Path(out_dir)
-    summary = dict(report.summary(), method=method, **(extra or {}))
+    summary = _json_ready(dict(report.summary(), method=method, **(extra or {})))
     with atomic_open(out / "summary.json", "w") as handle:
-        json.dump(summary, handle, indent=2, allow_nan=True)
+        json.dump(summary, handle, indent=2, allow_nan=False)
     name = f"{method}{'_metrical' if report.metrical else ''}_computed_distances.npy"
     with atomic_path(out / name) as tmp:
         with open(tmp, "wb") as handle:
