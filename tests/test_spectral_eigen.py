@@ -76,6 +76,8 @@ def test_cache_memory_and_disk(sphere, tmp_path, monkeypatch):
     disk = eigenbasis(f, 8)  # from disk, larger stored k serves
     np.testing.assert_array_equal(disk.eigenvalues, first.eigenvalues[:8])
     assert disk.mass is None and disk.k == 8
+    with pytest.raises(ValueError, match="read-only"):
+        disk.eigenvectors[0, 0] = 1.0  # the cache cannot be corrupted in place
     with pytest.raises(AssertionError, match="recomputed"):
         eigenbasis(f, 12)  # more than stored: must compute
     with pytest.raises(AssertionError, match="recomputed"):

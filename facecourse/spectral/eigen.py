@@ -170,6 +170,14 @@ def laplacian_of(kind: str, faces, vertices=None, n_vertices: int | None = None,
 _MEMORY: dict[str, Eigenbasis] = {}
 
 
+def _frozen(basis: Eigenbasis) -> Eigenbasis:
+    """Make the arrays of a cached basis read-only, so no caller can corrupt the cache in place."""
+    for a in (basis.eigenvalues, basis.eigenvectors, basis.mass):
+        if a is not None:
+            a.setflags(write=False)
+    return basis
+
+
 def _cache_key(kind: str, faces, vertices, n_vertices, mass_kind: str) -> str:
     key = f"{kind}_{topology_hash(faces, n_vertices)[:24]}"
     if kind == "cotangent":
@@ -198,7 +206,7 @@ def eigenbasis(faces, k: int, kind: str = "normalized", vertices=None, n_vertice
         cache: ``False`` computes afresh and stores nothing.
 
     Returns:
-        :class:`Eigenbasis` with exactly ``k`` pairs.
+        :class:`Eigenbasis` with exactly ``k`` pairs (read-only arrays when cached: copy before editing).
     """
     if kind not in BASIS_KINDS:
         raise ValueError(f"kind must be one of {BASIS_KINDS}, got {kind!r}")
@@ -212,15 +220,15 @@ def eigenbasis(faces, k: int, kind: str = "normalized", vertices=None, n_vertice
         for path in stored:
             if int(path.stem.rsplit("_k", 1)[1]) >= k:
                 with np.load(path, allow_pickle=False) as z:
-                    basis = Eigenbasis(z["eigenvalues"], z["eigenvectors"],
-                                       z["mass"] if z["mass"].size else None, kind)
+                    basis = _frozen(Eigenbasis(z["eigenvalues"], z["eigenvectors"],
+                                               z["mass"] if z["mass"].size else None, kind))
                 _MEMORY[key] = basis
                 return basis.truncated(k)
     lap, mass = laplacian_of(kind, faces, vertices, n_vertices, mass_kind)
     values, vectors = smallest_eigenpairs(lap, k, mass)
     basis = Eigenbasis(values, vectors, mass, kind)
     if cache:
-        _MEMORY[key] = basis
+        _MEMORY[key] = _frozen(basis)
         with atomic_path(cache_dir() / f"{key}_k{k}.npz") as tmp:
             np.savez(tmp, eigenvalues=values, eigenvectors=vectors,
                      mass=np.zeros(0) if mass is None else mass)
