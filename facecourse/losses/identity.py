@@ -284,8 +284,8 @@ def identity_loss(recogniser: nn.Module, rendered: torch.Tensor, target: torch.T
 # ----------------------------------------------------------------------- train-or-load the default
 def _config(mode: str) -> dict:
     if mode == "ci":
-        return dict(n_identities=48, views=6, size=64, epochs=12, batch=64, dim=64, width=24, seed=0, lr=3e-3)
-    return dict(n_identities=400, views=10, size=112, epochs=30, batch=128, dim=128, width=32, seed=0, lr=2e-3)
+        return dict(n_identities=160, views=4, size=64, steps=250, batch=64, dim=64, width=24, seed=0, lr=3e-3)
+    return dict(n_identities=1000, views=10, size=112, steps=4000, batch=128, dim=128, width=32, seed=0, lr=2e-3)
 
 
 def synthetic_checkpoint_path(config: dict) -> Path:
@@ -311,7 +311,7 @@ def train_synthetic_embedder(config: dict, progress: bool = True) -> tuple[Small
     from facecourse.data.synthetic_images import render_identity_views
 
     gen = torch.Generator().manual_seed(config["seed"])
-    images, labels = render_identity_views(config["n_identities"] + 8, config["views"], config["size"],
+    images, labels = render_identity_views(config["n_identities"] + 24, config["views"], config["size"],
                                            seed=config["seed"])
     held = labels >= config["n_identities"]
     x_train, y_train = images[~held], labels[~held]
@@ -319,7 +319,7 @@ def train_synthetic_embedder(config: dict, progress: bool = True) -> tuple[Small
     weight = nn.Parameter(torch.randn(config["n_identities"], config["dim"], generator=gen) * 0.1)
     opt = torch.optim.Adam(list(net.parameters()) + [weight], lr=config["lr"])
     n = len(x_train)
-    steps = config["epochs"] * max(1, n // config["batch"])
+    steps = config["steps"]
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config["lr"], total_steps=steps)
     net.train()
     bar = tqdm(range(steps), desc="identity embedder", disable=not progress)
@@ -327,7 +327,7 @@ def train_synthetic_embedder(config: dict, progress: bool = True) -> tuple[Small
     for _ in bar:
         idx = torch.randint(n, (config["batch"],), generator=gen)
         x = x_train[idx]
-        x = x * (0.8 + 0.4 * torch.rand(len(x), 3, 1, 1, generator=gen))  # colour jitter
+        x = x * (0.85 + 0.3 * torch.rand(len(x), 1, 1, 1, generator=gen))  # brightness jitter (keeps hue)
         cos = F.normalize(net(_unit_preprocess(x.clamp(0, 1))), dim=-1) @ F.normalize(weight, dim=-1).T
         logits = 16.0 * (cos - 0.2 * F.one_hot(y_train[idx], config["n_identities"]))
         loss = F.cross_entropy(logits, y_train[idx])
@@ -338,7 +338,7 @@ def train_synthetic_embedder(config: dict, progress: bool = True) -> tuple[Small
         bar.set_postfix(loss=f"{loss.item():.3f}")
     net.eval()
     rec = FaceRecogniser(net, config["size"], "unit", name="synthetic")
-    metrics = {"train_loss": float(loss), "heldout_verification_accuracy":
+    metrics = {"train_loss": loss.item(), "heldout_verification_accuracy":
                verification_accuracy(rec, images[held], labels[held])}
     return net, metrics
 
