@@ -7,7 +7,14 @@ import pytest
 import torch
 import trimesh
 
-from facecourse.render import pixel_centers, pytorch3d_available, rasterize, rasterize_any, resolve_backend, weak_perspective
+from facecourse.render import (
+    pixel_centers,
+    pytorch3d_available,
+    rasterize,
+    rasterize_any,
+    resolve_backend,
+    weak_perspective,
+)
 from facecourse.render.backend import to_pytorch3d_ndc
 
 

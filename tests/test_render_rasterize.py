@@ -110,7 +110,8 @@ def test_gradcheck_interpolated_attributes():
     def image(v):
         screen = weak_perspective(v[None], cam)
         frag = rasterize(screen, faces, 9)
-        return torch.cat([interpolate(colours, faces, frag), interpolate(v[None], faces, frag), frag.zbuf[..., None]], -1)
+        attrs = [interpolate(colours, faces, frag), interpolate(v[None], faces, frag), frag.zbuf[..., None]]
+        return torch.cat(attrs, -1)
 
     assert torch.autograd.gradcheck(image, (verts,), eps=1e-6, atol=1e-6)
 

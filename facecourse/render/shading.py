@@ -18,7 +18,8 @@ basis functions :math:`H_k(n) = A_l Y_{lm}(n)` in DECA's order are
 with the constants :data:`SH_CONSTANTS` of REFERENCE.md: :math:`c_k = A_l \\times` the normalisation of
 :math:`Y_{lm}`, except that DECA leaves :math:`A_0 = \\pi` out of band 0 (:math:`c_0 = 1/\\sqrt{4\\pi}`).
 We keep DECA's constants so that lighting codes are interchangeable; a radiance coefficient
-:math:`L_{00}` therefore enters as :math:`\\pi L_{00}`. The shading of a pixel with albedo :math:`\\rho` is :math:`\\rho \\odot \\sum_k H_k(n) L_k`
+:math:`L_{00}` therefore enters as :math:`\\pi L_{00}`. The shading of a pixel with albedo :math:`\\rho`
+is :math:`\\rho \\odot \\sum_k H_k(n) L_k`
 with lighting ``(B, 9, 3)``.
 
 Normals are in the view frame (:mod:`facecourse.render.camera`: +x image right, +y up, +z towards the
