@@ -148,8 +148,11 @@ def sample_flame_meshes(flame, n: int, seed: int = 0, shape_std: float = 1.0, ex
     return torch.cat(out)
 
 
-def _template(config: PretrainConfig) -> tuple[np.ndarray, np.ndarray, str]:
-    """Template ``(V, 3)``, faces and data source name of a config (cheap: no meshes sampled)."""
+def _template(config: PretrainConfig) -> tuple[np.ndarray, np.ndarray, str, object]:
+    """Template ``(V, 3)``, faces, data source name and FLAME module (``None`` for CoMA) of a config.
+
+    Cheap: no meshes are sampled.
+    """
     from facecourse.data.coma import coma_available, coma_root, list_coma_files
     from facecourse.mesh import load_mesh
 
@@ -158,9 +161,9 @@ def _template(config: PretrainConfig) -> tuple[np.ndarray, np.ndarray, str]:
         source = "coma" if coma_available() else "synthetic"
     if source == "coma":
         v, f = load_mesh(list_coma_files(coma_root())[0].path)
-        return v, f, "coma"
+        return v, f, "coma", None
     flame = load_flame(config.model)
-    return flame.v_template.double().cpu().numpy(), flame.faces.cpu().numpy(), "synthetic"
+    return flame.v_template.double().cpu().numpy(), flame.faces.cpu().numpy(), "synthetic", flame
 
 
 def pretraining_data(config: PretrainConfig, progress: bool = True) -> dict:
@@ -171,14 +174,13 @@ def pretraining_data(config: PretrainConfig, progress: bool = True) -> dict:
         ``"faces": (F, 3)`` numpy, ``"source": "synthetic" | "coma"}``. Synthetic test meshes use a
         different seed from the training ones.
     """
-    template, faces, source = _template(config)
+    template, faces, source, flame = _template(config)
     if source == "coma":
         from facecourse.data.coma import load_coma_split
 
         d = load_coma_split(split=config.coma_split, held_out=config.coma_held_out, progress=progress)
         train, test = torch.from_numpy(d["train"]), torch.from_numpy(d["test"])
     else:
-        flame = load_flame(config.model)
         kw = dict(shape_std=config.shape_std, expression_std=config.expression_std)
         train = sample_flame_meshes(flame, config.n_train, seed=2 * config.seed, **kw)
         test = sample_flame_meshes(flame, config.n_test, seed=2 * config.seed + 1, **kw)
@@ -369,7 +371,7 @@ def load_pretrained_autoencoder(config: PretrainConfig | None = None, train_if_m
     false: ``FileNotFoundError``). The 3D-ID loss uses ``model.encoder`` (frozen or not) on FLAME vertices.
     """
     config = PretrainConfig.for_mode() if config is None else config
-    template, faces, _ = _template(config)
+    template, faces, _, _ = _template(config)
     path = checkpoint_path(config, topology_hash(faces, len(template)))
     if path.is_file():
         model, ckpt = load_autoencoder(path)
