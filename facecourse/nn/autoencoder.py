@@ -165,8 +165,9 @@ class SpectralDecoder(nn.Module):
 class MeshAutoencoder(nn.Module):
     """COMA autoencoder: :class:`SpectralEncoder` + :class:`SpectralDecoder` sharing one normaliser.
 
-    ``config`` (a plain dict: latent_dim, filters, K, factors, n_vertices, topology) is what a checkpoint
-    needs to rebuild the network (see :func:`facecourse.nn.pretrain.save_autoencoder`).
+    ``config`` (a plain dict: latent_dim, filters, K, factors, n_vertices, topology) with ``template``
+    ``(V, 3)`` and ``faces`` ``(F, 3)`` (plain tensors, not buffers) is what a checkpoint needs to rebuild the
+    network (see :func:`facecourse.nn.pretrain.save_autoencoder`).
     """
 
     def __init__(self, hierarchy: MeshHierarchy, latent_dim: int = 8, filters=COMA_FILTERS, K: int = 6):
@@ -177,6 +178,9 @@ class MeshAutoencoder(nn.Module):
         self.config = {"latent_dim": int(latent_dim), "filters": [int(f) for f in filters], "K": int(K),
                        "factors": list(hierarchy.factors), "n_vertices": hierarchy.sizes[0],
                        "topology": hierarchy.topology}
+        # the level-0 mesh the hierarchy was built from: a checkpoint stores it to rebuild the same hierarchy
+        self.template = torch.as_tensor(np.asarray(hierarchy.vertices[0]), dtype=torch.float64)
+        self.faces = torch.as_tensor(np.asarray(hierarchy.faces[0]), dtype=torch.long)
 
     def forward(self, vertices: torch.Tensor) -> torch.Tensor:
         """Reconstruct ``(B, V, 3)`` meshes (metres in, metres out)."""

@@ -197,11 +197,7 @@ def checkpoint_path(config: PretrainConfig, topology: str) -> Path:
 def build_autoencoder(template, faces, latent_dim: int = 8, filters=COMA_FILTERS, K: int = 6,
                       factors=(4, 4, 4, 4)) -> MeshAutoencoder:
     """Hierarchy (cached) + :class:`MeshAutoencoder` for a template ``(V, 3)`` and faces ``(F, 3)``."""
-    hierarchy = build_hierarchy(template, faces, factors)
-    model = MeshAutoencoder(hierarchy, latent_dim, filters, K)
-    model.template = torch.as_tensor(np.asarray(template), dtype=torch.float64)
-    model.faces = torch.as_tensor(np.asarray(faces), dtype=torch.long)
-    return model
+    return MeshAutoencoder(build_hierarchy(template, faces, factors), latent_dim, filters, K)
 
 
 def save_autoencoder(path, model: MeshAutoencoder, **extra) -> Path:
