@@ -6,7 +6,7 @@ two dense :math:`V \\times V` products. The Chebyshev approximation :math:`\\sum
 :math:`K - 1` sparse products and no eigenvector. Both filter the vertex coordinates with the heat kernel
 :math:`g(\\lambda) = e^{-t\\lambda}` of COMA's Laplacian :math:`L_{sym}` (:math:`\\lambda_{max} = 2`).
 
-Prints the mesh, the timings, the speed ratios (target >= 50x end to end) and the relative error.
+Prints the mesh, the timings, the speed ratios (target >= 50x end to end) and the relative errors.
 Mesh: the "full" FLAME model (real FLAME 2020 when present, else the synthetic FLAME-size one); if the FLAME
 package cannot provide it, a UV sphere of similar size.
 """
@@ -86,13 +86,17 @@ def main(argv=None) -> int:
     t_eigsh = time.perf_counter() - t0
 
     err = relative_error(y_cheb, y_exact)
+    # the coordinates are dominated by their mean (kept exactly by any filter with g(0) = 1): white noise,
+    # which has energy at every frequency, is the harder test of the approximation
+    noise = np.random.default_rng(0).normal(size=vertices.shape)
+    err_noise = relative_error(chebyshev_filter(op, noise, coeffs), spectral_filter(noise, basis, g))
     print(f"Chebyshev K={args.K}: end to end {t_cheb_all * 1e3:8.2f} ms, apply only {t_cheb_apply * 1e3:8.2f} ms")
     print(f"exact (dense eigh):  eigh {t_eigh:8.2f} s + apply {t_exact_apply * 1e3:8.2f} ms")
     print(f"eigsh shift-invert, k={args.eigsh_k} (not even a full basis): {t_eigsh:8.2f} s")
     print(f"speed ratio end to end (eigh + apply) / Chebyshev: {t_exact_all / t_cheb_all:10.0f}x  (target >= 50x)")
     print(f"speed ratio apply only (cached U) / Chebyshev:     {t_exact_apply / t_cheb_apply:10.1f}x")
     print(f"speed ratio eigsh k={args.eigsh_k} / Chebyshev:            {t_eigsh / t_cheb_all:10.0f}x")
-    print(f"relative error |y_cheb - y_exact| / |y_exact| = {err:.2e}")
+    print(f"relative error |y_cheb - y_exact| / |y_exact|: vertex coordinates {err:.2e}, white noise {err_noise:.2e}")
     return 0 if t_exact_all / t_cheb_all >= 50 else 1
 
 
