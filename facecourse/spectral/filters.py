@@ -8,7 +8,8 @@ A filter scales each graph frequency: :math:`y = U\\, g(\\Lambda)\\, U^\\top M x
 
 Heat diffusion can also be computed exactly without eigenvectors (:func:`heat_diffusion`, a matrix
 exponential times a vector). Exact filtering with a general :math:`g` needs the eigenvectors, which costs
-:math:`O(V^3)` for all of them; chapter 03 replaces it with Chebyshev polynomials of :math:`L` (:mod:`facecourse.spectral.chebyshev`).
+:math:`O(V^3)` for all of them; chapter 03 replaces it with Chebyshev polynomials of :math:`L`
+(:mod:`facecourse.spectral.chebyshev`).
 """
 
 from __future__ import annotations
