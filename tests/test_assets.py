@@ -190,7 +190,8 @@ def test_local_now_archives_are_matched_by_content_and_installed(tmp_path):
     lmks = tmp_path / "lm.zip"
     lmks.write_bytes(_zip({"scans_lmks_onlypp/FaMoS_1/natural_head_rotation.000001_picked_points.pp": b"<x/>"}))
     images = tmp_path / "NoW_Dataset.zip"
-    images.write_bytes(_zip({"NoW_Dataset/final_release_version/iphone_pictures/FaMoS_1/selfie/IMG_1.jpg": b"\xff\xd8"}))
+    photo = "NoW_Dataset/final_release_version/iphone_pictures/FaMoS_1/selfie/IMG_1.jpg"
+    images.write_bytes(_zip({photo: b"\xff\xd8"}))
     lists = tmp_path / "imagepathsvalidation.txt"
     lists.write_text("FaMoS_1/selfie/IMG_1.jpg\n")
     assert match_local_file(now, scans).name == "scans.tar.gz"
@@ -270,7 +271,8 @@ def broken_builder(out_dir, size):
 FAKE_BUILDERS = (
     SyntheticBuilder("synthetic/flame/small", f"{__name__}:fake_flame", ("small",), "generic_model.pkl"),
     SyntheticBuilder("synthetic/flame/full", f"{__name__}:fake_flame", ("full",), "generic_model.pkl"),
-    SyntheticBuilder("synthetic/NoW_Dataset", f"{__name__}:fake_now", (), "final_release_version/imagepathsvalidation.txt"),
+    SyntheticBuilder("synthetic/NoW_Dataset", f"{__name__}:fake_now", (),
+                     "final_release_version/imagepathsvalidation.txt"),
 )
 
 

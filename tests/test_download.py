@@ -491,4 +491,5 @@ def test_local_archive_install_matches_by_content(fake_licensed_asset, tmp_path)
     local.write_bytes(archive)
     fetch_asset(asset.name, root=tmp_path / "data", local_files=[local], log=lambda _: None)
     assert (tmp_path / "data" / "FLAME2020" / "female_model.pkl").read_bytes() == b"f"
-    assert read_manifest(tmp_path / "data")[asset.name]["FLAME2020.zip"]["sha256"] == hashlib.sha256(archive).hexdigest()
+    entry = read_manifest(tmp_path / "data")[asset.name]["FLAME2020.zip"]
+    assert entry["sha256"] == hashlib.sha256(archive).hexdigest()

@@ -176,7 +176,9 @@ def download(
                 f"{asset}: {dest.name} is incomplete ({got} of {size} bytes); run the same command again to resume."
             )
         part.unlink()
-        raise ChecksumError(f"{asset}: {dest.name} has {got} bytes, expected {size}; the download was deleted, try again.")
+        raise ChecksumError(
+            f"{asset}: {dest.name} has {got} bytes, expected {size}; the download was deleted, try again."
+        )
     if sha256 is not None:
         actual = sha256_file(part)
         if actual != sha256.lower():
@@ -199,7 +201,9 @@ def _stream(response, part: Path, *, asset: str, offset: int, size: int | None, 
         if status == 206:
             start = _content_range_start(response.headers.get("Content-Range", ""))
             if start != offset:
-                raise DownloadError(f"{asset}: the server resumed at byte {start}, expected {offset}; delete {part} and retry.")
+                raise DownloadError(
+                    f"{asset}: the server resumed at byte {start}, expected {offset}; delete {part} and retry."
+                )
         else:  # 200: the server ignores Range; start again
             offset = 0
         length = response.headers.get("Content-Length")
