@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
+
+import numpy as np
 
 from facecourse.now.evaluate import baseline_stats
 from facecourse.now.layout import CHALLENGES
-from facecourse.now.metrics import PUBLISHED_NOW
+from facecourse.now.metrics import PUBLISHED_NOW, cumulative_error_curve
 
 PUBLISHED_NOTE = ("published values on the real NoW test set (organisers); not comparable with results on "
                   "synthetic scans")
@@ -57,6 +58,14 @@ def now_baselines(dataset_dir: str | os.PathLike, images, metrical: bool = False
     return out
 
 
+def baseline_curve(stats: dict, **kwargs) -> tuple:
+    """Cumulative error curve ``(thresholds, percent)`` of a baseline from :func:`now_baselines` /
+    :func:`facecourse.now.baseline_stats` (each subject weighted by its number of images)."""
+    subjects = sorted(stats["_distances"])
+    weights = np.asarray([sum(stats["_counts"][s].values()) for s in subjects], dtype=np.int64)
+    return cumulative_error_curve([stats["_distances"][s] for s in subjects], weights, **kwargs)
+
+
 def _fmt(x: float) -> str:
     return "   n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:6.3f}"
 
@@ -91,4 +100,4 @@ def format_table(stats: dict, baselines: dict | None = None, title: str = "predi
     return "\n".join(lines)
 
 
-__all__ = ["PUBLISHED_NOTE", "baseline_flame_path", "format_table", "now_baselines"]
+__all__ = ["PUBLISHED_NOTE", "baseline_curve", "baseline_flame_path", "format_table", "now_baselines"]

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from facecourse.now.baselines import PUBLISHED_NOTE, format_table, now_baselines
+    from facecourse.now.baselines import PUBLISHED_NOTE, baseline_curve, format_table, now_baselines
     from facecourse.now.evaluate import evaluate_now, write_report
     from facecourse.now.layout import default_now_dir
     from facecourse.now.metrics import PUBLISHED_NOW, cumulative_error_curve
@@ -76,9 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if report.ok():
         curves[args.method] = cumulative_error_curve([r.distances for r in report.ok()])
     for name, b in baselines.items():
-        subjects = sorted(b["_distances"])
-        weights = [sum(b["_counts"][s].values()) for s in subjects]
-        curves[name] = cumulative_error_curve([b["_distances"][s] for s in subjects], weights)
+        curves[name] = baseline_curve(b)
     fig, ax = plt.subplots(figsize=(6, 4.5))
     plot_ced(ax, curves, title=f"NoW {args.split} ({'metrical' if args.metrical else 'non-metrical'})")
     fig.tight_layout()

@@ -71,7 +71,9 @@ def evaluate_prediction(scan_vertices, scan_faces, scan_landmarks, pred_vertices
         pred_vertices: ``(U, 3)`` in the prediction's unit; pred_faces: ``(G, 3)``;
             pred_landmarks: ``(7, 3)`` (or ``(1, 7, 3)``) NoW-7 landmarks in the same unit.
         metrical: the metrical protocol: the scale is fixed to ``pred_unit`` -> mm, only rotation and
-            translation are estimated. Otherwise the scale is estimated and units are free.
+            translation are estimated. Otherwise the scale is estimated and units are free. (The official
+            metrical script keeps the translation of the *scaled* Procrustes; here the initial translation
+            is the least-squares one for the fixed scale. The refinement that follows fits it either way.)
         pred_unit: ``"m"``, ``"cm"`` or ``"mm"`` (metrical only).
         refine: run the scan-to-mesh refinement after Procrustes (the protocol does).
         max_refine_points: optional subset size for the refinement iterations.
