@@ -82,7 +82,8 @@ def blend_shapes(coefficients: torch.Tensor, directions: torch.Tensor) -> torch.
     if coefficients.shape[-1] != directions.shape[-1]:
         raise ValueError(f"coefficients have {coefficients.shape[-1]} components but directions "
                          f"{tuple(directions.shape)} have {directions.shape[-1]}")
-    return torch.einsum("bk,vck->bvc", coefficients, directions)
+    v, c, k = directions.shape
+    return (coefficients @ directions.reshape(v * c, k).T).reshape(-1, v, c)
 
 
 def blend_shape_variance(directions: torch.Tensor) -> torch.Tensor:
@@ -115,7 +116,7 @@ def vertices2joints(j_regressor: torch.Tensor, vertices: torch.Tensor) -> torch.
     Returns:
         ``(B, J, 3)``.
     """
-    return torch.einsum("jv,bvc->bjc", j_regressor, vertices)
+    return torch.matmul(j_regressor, vertices)
 
 
 def pose_feature(rot_mats: torch.Tensor) -> torch.Tensor:
@@ -141,7 +142,7 @@ def pose_offsets(rot_mats: torch.Tensor, posedirs: torch.Tensor) -> torch.Tensor
     Returns:
         ``(B, V, 3)``.
     """
-    return torch.einsum("bp,vcp->bvc", pose_feature(rot_mats), posedirs)
+    return blend_shapes(pose_feature(rot_mats), posedirs)
 
 
 def batch_rigid_transform(rot_mats: torch.Tensor, joints: torch.Tensor, parents: torch.Tensor):
@@ -188,7 +189,8 @@ def skin(vertices: torch.Tensor, weights: torch.Tensor, transforms: torch.Tensor
     Returns:
         ``(B, V, 3)`` posed vertices.
     """
-    blended = torch.einsum("vj,bjrc->bvrc", weights, transforms)  # (B, V, 4, 4)
+    b, j = transforms.shape[:2]
+    blended = torch.matmul(weights, transforms.reshape(b, j, 16)).reshape(b, -1, 4, 4)  # (B, V, 4, 4)
     return (blended[..., :3, :3] @ vertices[..., None])[..., 0] + blended[..., :3, 3]
 
 

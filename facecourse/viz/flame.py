@@ -56,7 +56,7 @@ def variation_params(flame, kind: str, index: int, value: float) -> dict:
 
 def variation_grid(flame, rows=(("shape", 0), ("shape", 1), ("expression", 0), ("expression", 1), ("jaw", 0)),
                    values=(-2.0, 0.0, 2.0), jaw_values=(0.0, 0.15, 0.3), azimuth: float = 25.0,
-                   axes_size: float = 2.0):
+                   axes_size: float = 2.6):
     """Static grid: one row per varied component, one column per value (front-ish view).
 
     Args:
@@ -84,7 +84,8 @@ def variation_grid(flame, rows=(("shape", 0), ("shape", 1), ("expression", 0), (
                 ax.axis("off")
                 continue
             v = head_vertices(flame, **variation_params(flame, kind, index, vals[c]))
-            label = f"jaw {vals[c]:.2f} rad" if kind == "jaw" else f"{kind} {index + 1} = {vals[c]:+.1f}"
+            label = (f"jaw {vals[c]:.2f} rad" if kind == "jaw"
+                     else f"{'expr.' if kind == 'expression' else kind} {index + 1}: {vals[c]:+.1f}σ")
             plot_mesh(ax, v, faces, azimuth=azimuth, title=label)
     fig.tight_layout()
     return fig
