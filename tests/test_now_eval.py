@@ -131,6 +131,9 @@ def test_missing_and_malformed_are_reported_and_the_rest_goes_on(toy, tmp_path):
     assert report.records[3].files[0].endswith(".obj")
     summary = write_report(report, tmp_path / "out")
     assert summary["n_images_evaluated"] == 3 and len(summary["missing"]) == 2 and len(summary["malformed"]) == 3
+    on_disk = json.loads((tmp_path / "out" / "summary.json").read_text())  # strict JSON: no image -> null
+    assert on_disk["stats_mm"]["multiview_neutral"]["median"] is None
+    assert on_disk["stats_mm"]["selfie"]["n_images"] == 1
     cd = np.load(tmp_path / "out" / "RECON_computed_distances.npy", allow_pickle=True).item()
     assert cd["num_missing_files"] == 5 and len(cd["computed_distances"]) == 3 == len(cd["input_files"])
     np.testing.assert_array_equal(cd["computed_distances"][0], report.records[5].distances)
