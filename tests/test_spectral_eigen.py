@@ -50,6 +50,17 @@ def test_generalised_cotangent_spectrum_of_the_unit_sphere(sphere):
     assert np.linalg.norm(q @ (q.T @ coords) - coords) < 1e-3 * np.linalg.norm(coords)
 
 
+def test_dense_and_lanczos_paths_agree(sphere):
+    v, f = sphere
+    a = eigenbasis(f, 40, kind="cotangent", vertices=v, cache=False, method="eigsh")
+    b = eigenbasis(f, 40, kind="cotangent", vertices=v, cache=False, method="dense")
+    np.testing.assert_allclose(a.eigenvalues, b.eigenvalues, rtol=1e-9, atol=1e-9)
+    proj = b.eigenvectors @ (b.eigenvectors.T * b.mass)  # M-orthogonal projector on the first 40 modes
+    np.testing.assert_allclose(proj @ a.eigenvectors[:, :36], a.eigenvectors[:, :36], atol=1e-7)
+    with pytest.raises(ValueError, match="method"):
+        eigenbasis(f, 3, method="qr")
+
+
 def test_largest_eigenvalue(sphere):
     v, f = sphere
     lap = normalized_laplacian(f)

@@ -193,7 +193,7 @@ def cache_dir() -> Path:
 
 
 def eigenbasis(faces, k: int, kind: str = "normalized", vertices=None, n_vertices: int | None = None,
-               mass_kind: str = "voronoi", cache: bool = True) -> Eigenbasis:
+               mass_kind: str = "voronoi", cache: bool = True, method: str = "auto") -> Eigenbasis:
     """The ``k`` smallest eigenpairs of a mesh Laplacian, computed once per topology.
 
     Looks in memory, then on disk (``cache_dir()/<kind>_<hash>_k<k>.npz``, any stored ``k' >= k`` serves),
@@ -204,12 +204,17 @@ def eigenbasis(faces, k: int, kind: str = "normalized", vertices=None, n_vertice
         kind: ``"normalized"`` (default, :math:`L_{sym}`), ``"combinatorial"`` or ``"cotangent"`` (generalised
             problem with the lumped mass matrix; needs ``vertices`` ``(V, 3)``).
         cache: ``False`` computes afresh and stores nothing.
+        method: ``"eigsh"`` (:func:`smallest_eigenpairs`), ``"dense"`` (:func:`full_eigenpairs`, then the first
+            ``k``) or ``"auto"``: dense when ``k > V / 5``, where Lanczos needs about ``2k`` basis vectors and a
+            dense solve is faster.
 
     Returns:
         :class:`Eigenbasis` with exactly ``k`` pairs (read-only arrays when cached: copy before editing).
     """
     if kind not in BASIS_KINDS:
         raise ValueError(f"kind must be one of {BASIS_KINDS}, got {kind!r}")
+    if method not in ("auto", "eigsh", "dense"):
+        raise ValueError(f"method must be 'auto', 'eigsh' or 'dense', got {method!r}")
     if kind == "cotangent" and vertices is None:
         raise ValueError("kind='cotangent' needs the vertices (V, 3)")
     key = _cache_key(kind, faces, vertices, n_vertices, mass_kind)
@@ -225,7 +230,13 @@ def eigenbasis(faces, k: int, kind: str = "normalized", vertices=None, n_vertice
                 _MEMORY[key] = basis
                 return basis.truncated(k)
     lap, mass = laplacian_of(kind, faces, vertices, n_vertices, mass_kind)
-    values, vectors = smallest_eigenpairs(lap, k, mass)
+    if not 1 <= k < lap.shape[0]:
+        raise ValueError(f"k must satisfy 1 <= k < V={lap.shape[0]}, got {k}")
+    if method == "dense" or (method == "auto" and k > lap.shape[0] / 5):
+        values, vectors = full_eigenpairs(lap, mass)
+        values, vectors = values[:k].copy(), vectors[:, :k].copy()
+    else:
+        values, vectors = smallest_eigenpairs(lap, k, mass)
     basis = Eigenbasis(values, vectors, mass, kind)
     if cache:
         _MEMORY[key] = _frozen(basis)
