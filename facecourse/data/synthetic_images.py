@@ -191,8 +191,8 @@ def _axis_angle_xyz(pitch, yaw, roll):
 
 
 def random_background(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
-    """Smooth random colour fields plus fine noise, ``(n, 3, size, size)`` in [0, 1]."""
-    coarse = torch.rand(n, 3, 4, 4, generator=generator)
+    """Smooth random colour fields (muted towards grey) plus fine noise, ``(n, 3, size, size)`` in [0, 1]."""
+    coarse = 0.2 + 0.6 * torch.rand(n, 3, 4, 4, generator=generator)
     img = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)
     img = img + 0.03 * torch.randn(n, 3, size, size, generator=generator)
     return img.clamp(0, 1)
@@ -266,11 +266,12 @@ def generate(n: int, image_size: int = 224, seed: int = 0, renderer: HeadRendere
 
 @torch.no_grad()
 def render_identity_views(n_identities: int, views: int, image_size: int, seed: int = 0,
-                          renderer: HeadRenderer | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                          renderer: HeadRenderer | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``views`` images of each of ``n_identities`` random people (for the identity embedder).
 
     Returns:
-        images ``(n_identities * views, 3, S, S)`` and labels ``(n_identities * views,)`` long.
+        images ``(N, 3, S, S)`` with ``N = n_identities * views``, labels ``(N,)`` long and the identity
+        codes ``(N, n_shape + K)`` (FLAME shape, then albedo coefficients; standard-normal units).
     """
     renderer = renderer or HeadRenderer.default()
     config = SyntheticImageConfig()
@@ -280,7 +281,8 @@ def render_identity_views(n_identities: int, views: int, image_size: int, seed: 
     ident = {"shape": shape.repeat_interleave(views, 0), "albedo": albedo.repeat_interleave(views, 0)}
     data = generate(n_identities * views, image_size, seed=seed, renderer=renderer, config=config,
                     identity=ident, batch_size=64)
-    return data.images, torch.arange(n_identities).repeat_interleave(views)
+    codes = torch.cat([ident["shape"], ident["albedo"]], dim=1)
+    return data.images, torch.arange(n_identities).repeat_interleave(views), codes
 
 
 #: How each NoW challenge is imitated: expression scale, yaw range (degrees), occluders, crop scale.

@@ -105,9 +105,32 @@ def initial_params(renderer, target_landmarks: torch.Tensor, visibility: torch.T
     return params
 
 
+#: Learning rate of each variable relative to ``FitConfig.lr`` (Adam steps are in the variable's units:
+#: log camera scale, metres for the camera translation, radians for poses, standard deviations for codes).
+LR_FACTORS = {"log_scale": 0.5, "translation": 0.05, "global_pose": 0.5, "jaw_pose": 0.5, "shape": 1.0,
+              "expression": 1.0, "albedo": 1.0, "lighting": 1.0}
+
+
+def _variables(params: dict) -> dict:
+    """Optimisation variables: the codes, plus the camera as log-scale and translation (metres)."""
+    var = {k: v.clone() for k, v in params.items() if k != "camera"}
+    var["log_scale"] = params["camera"][:, :1].log()
+    var["translation"] = params["camera"][:, 1:].clone()
+    return {k: v.requires_grad_() for k, v in var.items()}
+
+
+def _params(var: dict) -> dict:
+    out = {k: v for k, v in var.items() if k not in ("log_scale", "translation")}
+    out["camera"] = torch.cat([var["log_scale"].exp(), var["translation"]], dim=-1)
+    return out
+
+
 def fit_to_image(renderer, image: torch.Tensor, landmarks: torch.Tensor, visibility: torch.Tensor | None = None,
                  recogniser=None, config: FitConfig | None = None, progress: bool = True) -> FitResult:
     """Fit a :class:`facecourse.data.synthetic_images.HeadRenderer` to images with 2D losses only.
+
+    Adam on the variables of :data:`LR_FACTORS` (the camera as log-scale and metric translation so that
+    one learning rate suits all), a rigid stage on landmarks, then all terms with a cosine-decayed rate.
 
     Args:
         renderer: parameters -> render (FLAME + albedo + SH + weak perspective).
@@ -123,21 +146,21 @@ def fit_to_image(renderer, image: torch.Tensor, landmarks: torch.Tensor, visibil
     config = config or FitConfig()
     size = image.shape[-1]
     visibility = torch.ones_like(landmarks[..., 0]) if visibility is None else visibility
-    params = {k: v.clone().requires_grad_() for k, v in initial_params(renderer, landmarks, visibility, config).items()}
+    var = _variables(initial_params(renderer, landmarks, visibility, config))
     history = []
-    rigid = [params["camera"], params["global_pose"]]
-    opt = torch.optim.Adam(rigid, lr=config.lr)
+    rigid = ("log_scale", "translation", "global_pose")
+    opt = torch.optim.Adam([{"params": [var[k]], "lr": config.lr * LR_FACTORS[k]} for k in rigid])
     for _ in tqdm(range(config.rigid_steps), desc="rigid fit", disable=not progress):
-        lmk = renderer.camera_landmarks(params)
-        loss = landmark_loss(lmk, landmarks, visibility=visibility)
+        loss = landmark_loss(renderer.camera_landmarks(_params(var)), landmarks, visibility=visibility)
         opt.zero_grad()
         loss.backward()
         opt.step()
         history.append({"stage": 0, "landmark": loss.item()})
-    opt = torch.optim.Adam(list(params.values()), lr=config.lr)
+    opt = torch.optim.Adam([{"params": [v], "lr": config.lr * LR_FACTORS[k]} for k, v in var.items()])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(config.steps, 1), eta_min=0.05 * config.lr)
     bar = tqdm(range(config.steps), desc="full fit", disable=not progress)
     for _ in bar:
+        params = _params(var)
         out, geo, lmk, skin = renderer(params, size)
         terms = {
             "landmark": config.w_landmark * landmark_loss(lmk[..., :2], landmarks, visibility=visibility),
@@ -158,10 +181,10 @@ def fit_to_image(renderer, image: torch.Tensor, landmarks: torch.Tensor, visibil
         sched.step()
         history.append({"stage": 1, "total": total.item(), **{k: v.item() for k, v in terms.items()}})
         bar.set_postfix(total=f"{total.item():.4f}")
+    params = {k: v.detach() for k, v in _params(var).items()}
     with torch.no_grad():
         out, geo, lmk, _ = renderer(params, size, background=image)
-    return FitResult(params={k: v.detach() for k, v in params.items()}, history=history,
-                     image=out.image.clamp(0, 1), landmarks=lmk[..., :2])
+    return FitResult(params=params, history=history, image=out.image.clamp(0, 1), landmarks=lmk[..., :2])
 
 
 def mesh_error_mm(predicted: torch.Tensor, target: torch.Tensor, vertex_mask: torch.Tensor | None = None,
@@ -201,3 +224,33 @@ def mesh_error_mm(predicted: torch.Tensor, target: torch.Tensor, vertex_mask: to
     return {"mean": dist.mean().item(), "median": dist.median().item(),
             "x": diff[..., 0].abs().mean().item(), "y": diff[..., 1].abs().mean().item(),
             "z": diff[..., 2].abs().mean().item()}
+
+
+@torch.no_grad()
+def component_sensitivity(renderer, params: dict, image_size: int, component: str = "shape", step: float = 1.0,
+                          vertex_mask: torch.Tensor | None = None) -> dict:
+    """How visible each code component is: 3D motion (mm) vs 2D landmark motion (pixels) for a unit step.
+
+    For each component :math:`k` of ``params[component]`` (one batch element), the code is moved by
+    ``step`` standard deviations and we measure the RMS displacement of the (masked) vertices in
+    millimetres, the RMS displacement of the projected landmarks in pixels at ``image_size`` (with the
+    weak-perspective camera of ``params``), and the fraction of the squared 3D motion along the camera's
+    viewing axis (model :math:`z` after the head pose, i.e. depth).
+
+    Returns:
+        ``{"mm": (K,), "px": (K,), "depth_fraction": (K,)}`` tensors.
+    """
+    base = {k: v[:1] for k, v in params.items()}
+    n = base[component].shape[1]
+    batch = {k: v.expand(n, *v.shape[1:]).clone() for k, v in base.items()}
+    batch[component] = batch[component] + step * torch.eye(n, dtype=batch[component].dtype)
+    g0, g1 = renderer.geometry(base), renderer.geometry(batch)
+    d = g1.vertices - g0.vertices
+    if vertex_mask is not None:
+        d = d[:, vertex_mask]
+    mm = d.pow(2).sum(-1).mean(-1).sqrt() * M_TO_MM
+    depth_fraction = d[..., 2].pow(2).sum(-1) / d.pow(2).sum((-2, -1)).clamp_min(1e-20)
+    l0 = renderer.camera_landmarks(base)
+    l1 = renderer.camera_landmarks(batch)
+    px = ((l1 - l0) * (image_size / 2)).pow(2).sum(-1).mean(-1).sqrt()
+    return {"mm": mm, "px": px, "depth_fraction": depth_fraction}
