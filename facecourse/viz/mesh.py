@@ -83,7 +83,9 @@ def plot_mesh(
     else:
         base = np.broadcast_to(np.asarray(color, dtype=np.float64), (len(f), 3))
     rgb = np.clip(base * shade[:, None], 0, 1)
-    ax.add_collection(PolyCollection(tri[order][:, :, :2], facecolors=rgb[order], edgecolors="none"))
+    # Edges drawn in the face colour hide the anti-aliasing seams between neighbouring polygons.
+    ax.add_collection(PolyCollection(tri[order][:, :, :2], facecolors=rgb[order], edgecolors=rgb[order],
+                                     linewidths=0.3))
     lo, hi = v[:, :2].min(axis=0), v[:, :2].max(axis=0)
     pad = 0.05 * (hi - lo).max()
     ax.set_xlim(lo[0] - pad, hi[0] + pad)
