@@ -166,7 +166,7 @@ ASSETS: dict[str, Asset] = {
             "Synthetic embedded default: FLAME-format head model (small, full) + NoW-format scans",
             "MIT (generated offline by facecourse; contains no real person)",
             "https://opensource.org/license/mit",
-            "a few MB, built locally in about a minute",
+            "about 80 MB on disk, built locally in under a minute",
             "synthetic/",
             tuple(f"{b.target}/{b.present}" for b in SYNTHETIC_BUILDERS),
             note="offline; `make data` runs it",
