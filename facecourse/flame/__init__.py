@@ -12,13 +12,13 @@ from facecourse.flame.io import (
     load_model, load_ringnet_landmark_embedding, safe_load_npy, safe_load_pickle, save_deca_landmark_embedding,
     save_masks, save_model, save_ringnet_landmark_embedding,
 )
-from facecourse.flame.landmarks import NOW7_IBUG, NOW7_STATIC51, barycentric_points
+from facecourse.flame.landmarks import NOW7_IBUG, NOW7_STATIC51, barycentric_points, flame_landmarks, head_yaw
 from facecourse.flame.lbs import (
     batch_rigid_transform, batch_rodrigues, blend_shape_variance, blend_shapes, lbs, pose_feature, pose_offsets,
     rodrigues, skin, vertices2joints,
 )
 from facecourse.flame.masks import MICA_REGION_WEIGHTS, region_weights, vertex_mask
-from facecourse.flame.model import FLAME, JOINT_NAMES, FLAMEOutput, flame_landmarks, head_yaw
+from facecourse.flame.model import FLAME, JOINT_NAMES, FLAMEOutput
 from facecourse.flame.paths import default_model_path, is_synthetic, real_model_path, synthetic_model_path
 
 __all__ = [

@@ -20,9 +20,7 @@ import torch
 from torch import nn
 
 from facecourse.flame.io import find_landmark_embedding, load_model
-from facecourse.flame.landmarks import (
-    N_CONTOUR_ROWS, NOW7_STATIC51, barycentric_points, contour_row_for_yaw, yaw_degrees,
-)
+from facecourse.flame.landmarks import N_CONTOUR_ROWS, NOW7_STATIC51, flame_landmarks
 from facecourse.flame.lbs import lbs
 
 #: Number of shape / expression slots in an official ``shapedirs`` (300 + 100).
@@ -48,38 +46,6 @@ class FLAMEOutput:
     landmarks_now7: torch.Tensor
     joints: torch.Tensor
     contour_row: torch.Tensor
-
-
-def head_yaw(rot_mats: torch.Tensor) -> torch.Tensor:
-    """Yaw (degrees) of the rotation chain global -> neck: :func:`yaw_degrees` of :math:`R_0 R_1`.
-
-    Args:
-        rot_mats: ``(B, J, 3, 3)`` local joint rotations (joint 0 global, 1 neck).
-
-    Returns:
-        ``(B,)`` degrees; positive turns the face towards the subject's left (+x).
-    """
-    return yaw_degrees(rot_mats[:, 0] @ rot_mats[:, 1])
-
-
-def flame_landmarks(vertices: torch.Tensor, faces: torch.Tensor, rot_mats: torch.Tensor,
-                    static_faces: torch.Tensor, static_bary: torch.Tensor, dynamic_faces: torch.Tensor,
-                    dynamic_bary: torch.Tensor):
-    """iBUG-68 landmarks with the yaw-dependent contour (row convention of :mod:`facecourse.flame.landmarks`).
-
-    Args:
-        vertices: ``(B, V, 3)`` posed vertices; faces: ``(F, 3)``.
-        rot_mats: ``(B, J, 3, 3)`` local rotations (for the yaw of global -> neck).
-        static_faces ``(51,)``, static_bary ``(51, 3)``, dynamic_faces ``(79, 17)``, dynamic_bary ``(79, 17, 3)``.
-
-    Returns:
-        ``landmarks`` ``(B, 68, 3)`` and the contour ``row`` ``(B,)``.
-    """
-    row = contour_row_for_yaw(head_yaw(rot_mats).detach())
-    b = vertices.shape[0]
-    face_idx = torch.cat([dynamic_faces[row], static_faces.expand(b, -1)], dim=1)
-    bary = torch.cat([dynamic_bary[row], static_bary.expand(b, -1, -1)], dim=1)
-    return barycentric_points(vertices, faces, face_idx, bary), row
 
 
 class FLAME(nn.Module):
@@ -195,5 +161,4 @@ class FLAME(nn.Module):
                            joints=joints, contour_row=row)
 
 
-__all__ = ["EXPRESSION_SPACE_DIM", "FLAME", "FLAMEOutput", "JOINT_NAMES", "SHAPE_SPACE_DIM", "flame_landmarks",
-           "head_yaw"]
+__all__ = ["EXPRESSION_SPACE_DIM", "FLAME", "FLAMEOutput", "JOINT_NAMES", "SHAPE_SPACE_DIM"]
