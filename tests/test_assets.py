@@ -78,6 +78,16 @@ def test_synthetic_builders_are_named_lazily():
     assert SYNTHETIC_BUILDERS[2].present == "final_release_version/imagepathsvalidation.txt"
 
 
+def test_registered_builders_exist_and_take_the_output_folder_first():
+    import inspect
+
+    for builder in SYNTHETIC_BUILDERS:
+        function = resolve_builder(builder.function)
+        params = list(inspect.signature(function).parameters)
+        assert params[0] == "out_dir" and len(params) >= 1 + len(builder.args), builder.function
+    inspect.signature(resolve_builder(SYNTHETIC_BUILDERS[0].function)).bind("out", *SYNTHETIC_BUILDERS[0].args)
+
+
 def test_now_layout_agrees_with_facecourse_now():
     layout = pytest.importorskip("facecourse.now.layout")
     assert assets_mod.NOW_ROOT == layout.DATASET_SUBDIR.as_posix()
