@@ -1,0 +1,104 @@
+"""The synthetic NoW-format set and the FLAME exporter, on the synthetic FLAME model (built on demand)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from facecourse.flame import FLAME, synthetic_model_path
+from facecourse.now import (
+    CHALLENGES, M_TO_MM, NowImage, evaluate_now, load_landmarks_file, load_scan, point_mesh_distance,
+    read_image_list, scan_files,
+)
+from facecourse.now.baselines import now_baselines
+from facecourse.now.export import export_flame_predictions, flame_now_prediction
+from facecourse.now.synthetic import (
+    build_synthetic_now, ground_truth_prediction, is_complete, synthetic_meta, synthetic_now_dir,
+)
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return synthetic_now_dir()
+
+
+@pytest.fixture(scope="module")
+def flame(dataset):
+    return FLAME.from_file(synthetic_model_path("full"), n_shape=synthetic_meta(dataset)["n_shape"], n_exp=10,
+                           dtype=torch.float64)
+
+
+def test_layout_and_units(dataset):
+    assert is_complete(dataset)
+    val, test = read_image_list(dataset, "val"), read_image_list(dataset, "test")
+    assert {im.challenge for im in val} == set(CHALLENGES) and val and test
+    assert not {im.subject for im in val} & {im.subject for im in test}
+    for subject in sorted({im.subject for im in val + test}):
+        v, f, lm = load_scan(dataset, subject)
+        extent = np.ptp(v, axis=0)
+        assert 100.0 < extent.max() < 400.0, "scans are in millimetres"
+        assert point_mesh_distance(lm, v, f).max() < 3.0, "landmarks lie on the scan (annotation noise only)"
+        assert ground_truth_prediction(dataset, subject) is not None
+    assert build_synthetic_now(dataset.parent) == dataset  # idempotent: a finished set is kept as it is
+
+
+def test_exporter_zeroes_expression_and_writes_the_now_layout(flame, tmp_path):
+    beta = torch.randn(2, flame.n_shape, dtype=torch.float64)
+    images = [NowImage("S1", "selfie", "IMG_1.jpg"), "S2/multiview_expressions/IMG_7.jpg"]
+    paths = export_flame_predictions(tmp_path, images, flame, beta)
+    neutral = flame(shape=beta)
+    smiling = flame(shape=beta, expression=torch.randn(2, 10, dtype=torch.float64),
+                    jaw_pose=torch.tensor([[0.2, 0.0, 0.0]] * 2, dtype=torch.float64))
+    from facecourse.mesh import load_mesh
+
+    for k, (mesh_path, lmk_path) in enumerate(paths):
+        v, f = load_mesh(mesh_path)
+        np.testing.assert_allclose(v, neutral.vertices[k].numpy(), atol=1e-6)       # metres, neutral
+        assert np.abs(v - smiling.vertices[k].numpy()).max() > 1e-4
+        np.testing.assert_allclose(load_landmarks_file(lmk_path), neutral.landmarks_now7[k].numpy(), atol=1e-9)
+        np.testing.assert_array_equal(f, flame.faces.numpy())
+    assert paths[1][0].relative_to(tmp_path).as_posix() == "S2/multiview_expressions/IMG_7.obj"
+    v, lm = flame_now_prediction(flame, beta)
+    assert v.shape == (2, flame.n_vertices, 3) and lm.shape == (2, 7, 3)
+
+
+def test_ground_truth_is_near_zero_and_beats_the_mean_face(dataset, flame, tmp_path):
+    meta = synthetic_meta(dataset)
+    images = [im for im in read_image_list(dataset, "val") if im.challenge == "selfie"]
+    beta = torch.tensor([meta["subjects"][im.subject]["shape"] for im in images], dtype=torch.float64)
+    export_flame_predictions(tmp_path / "gt", images, flame, beta)
+    gt = evaluate_now(dataset, tmp_path / "gt", images=images, progress=False).stats()["all"]
+    assert gt["median"] < 0.3, "the exact identity only sees the 0.2 mm scan noise"
+    base = now_baselines(dataset, images)
+    assert base["ground-truth shape"]["all"]["median"] == pytest.approx(gt["median"], abs=0.02)
+    assert base["mean face (template)"]["all"]["median"] > 2 * gt["median"]
+    # metrical: metres with the unit given, the same answer for the exact identity
+    metrical = evaluate_now(dataset, tmp_path / "gt", images=images, metrical=True, progress=False).stats()["all"]
+    assert metrical["median"] < 0.3
+
+
+def test_cli_on_the_synthetic_set(dataset, flame, tmp_path, capsys):
+    from facecourse.cli import main
+
+    data = tmp_path / "NoW"
+    shutil.copytree(dataset, data)
+    images = read_image_list(data, "val")[:6]
+    (data / "imagepathsvalidation.txt").write_text("".join(im.line + "\n" for im in images))
+    meta = synthetic_meta(data)
+    beta = torch.tensor([meta["subjects"][im.subject]["shape"] for im in images], dtype=torch.float64)
+    export_flame_predictions(tmp_path / "pred", images, flame, 0.5 * beta)
+    assert main(["now-eval", "--dataset", str(data), "--predictions", str(tmp_path / "pred"), "--split", "val",
+                 "--out", str(tmp_path / "out")]) == 0
+    text = capsys.readouterr().out
+    assert "baseline: mean face (template)" in text and "baseline: ground-truth shape" in text
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    s = summary["stats_mm"]["all"]
+    b = summary["baselines_mm"]
+    assert b["ground-truth shape"]["all"]["median"] < s["median"] < b["mean face (template)"]["all"]["median"]
+    assert summary["n_images_evaluated"] == 6
+    assert scan_files(data, images[0].subject)[0].suffix == ".obj"
+    assert M_TO_MM == 1000.0
