@@ -19,8 +19,8 @@ from facecourse.now.evaluate import (
 from facecourse.now.baselines import format_table, now_baselines
 from facecourse.now.export import export_flame_predictions, flame_now_prediction, mean_face_prediction
 from facecourse.now.layout import (
-    CHALLENGES, NowImage, default_now_dir, real_now_dir, PredictionMalformed, PredictionMissing, image_path, load_landmarks_file,
-    load_prediction, load_scan, prediction_files, read_image_list, scan_files, write_image_list,
+    CHALLENGES, NowImage, PredictionMalformed, PredictionMissing, default_now_dir, image_path, load_landmarks_file,
+    load_prediction, load_scan, prediction_files, read_image_list, real_now_dir, scan_files, write_image_list,
     write_prediction,
 )
 from facecourse.now.metrics import CED_MAX_MM, PUBLISHED_NOW, cumulative_error_curve, error_stats
@@ -35,7 +35,7 @@ __all__ = [
     "crop_scan", "cumulative_error_curve", "default_now_dir", "error_stats", "evaluate_image", "evaluate_now",
     "evaluate_prediction", "export_flame_predictions", "face_crop_sphere", "flame_now_prediction",
     "format_table", "image_path", "mean_face_prediction", "now_baselines", "real_now_dir",
-    "synthetic_now_dir", "load_landmarks_file", "load_prediction", "load_scan",
+    "synthetic_now_dir", "write_report", "load_landmarks_file", "load_prediction", "load_scan",
     "point_mesh_distance", "prediction_files", "procrustes", "read_image_list", "read_pp", "refine_alignment",
     "result_path", "scan_files", "unit_to_mm", "write_image_list", "write_pp", "write_prediction",
 ]

@@ -196,7 +196,7 @@ def load_landmarks_file(path: str | os.PathLike) -> np.ndarray:
         raise PredictionMalformed(f"{path}: {exc}", path) from exc
 
 
-def load_prediction(pred_dir: str | os.PathLike, image: NowImage) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[Path, Path]]:
+def load_prediction(pred_dir: str | os.PathLike, image: NowImage) -> tuple:
     """The prediction of ``image``: ``(vertices (V, 3), faces (F, 3), landmarks (7, 3), (mesh, lmk paths))``.
 
     Raises:
@@ -252,7 +252,8 @@ def write_prediction(pred_dir: str | os.PathLike, image: NowImage, vertices, fac
 
 
 __all__ = [
-    "CHALLENGES", "DATASET_SUBDIR", "IMAGES_SUBDIR", "default_now_dir", "real_now_dir", "NowImage", "PredictionMalformed", "PredictionMissing", "SPLIT_FILES",
-    "image_path", "load_landmarks_file", "load_prediction", "load_scan", "prediction_files",
-    "read_image_list", "scan_files", "split_file", "write_image_list", "write_mesh_and_landmarks", "write_prediction",
+    "CHALLENGES", "DATASET_SUBDIR", "IMAGES_SUBDIR", "NowImage", "PredictionMalformed", "PredictionMissing",
+    "SPLIT_FILES", "default_now_dir", "image_path", "load_landmarks_file", "load_prediction", "load_scan",
+    "prediction_files", "read_image_list", "real_now_dir", "scan_files", "split_file", "write_image_list",
+    "write_mesh_and_landmarks", "write_prediction",
 ]
