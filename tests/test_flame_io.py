@@ -164,3 +164,17 @@ def write_tiny_model_dir(folder, seed: int = 0):
     fio.save_deca_landmark_embedding(folder / fio.DECA_EMBEDDING, **e)
     fio.save_masks(folder / fio.MASKS_FILE, {"face": np.arange(10)})
     return folder / "generic_model.pkl"
+
+
+@pytest.mark.parametrize("layout", ["list", "object"])
+def test_ringnet_dynamic_rows_stored_as_a_list(tmp_path, layout):
+    e = _embedding()
+    fio.save_ringnet_landmark_embedding(tmp_path, e["static_faces"], e["static_bary"], e["dynamic_faces"],
+                                        e["dynamic_bary"])
+    rows = [r for r in e["dynamic_faces"]], [r for r in e["dynamic_bary"]]
+    if layout == "object":
+        rows = tuple(np.array(list(r) + [None], dtype=object)[:-1] for r in rows)
+    np.save(tmp_path / fio.RINGNET_DYNAMIC, {"lmk_face_idx": rows[0], "lmk_b_coords": rows[1]}, allow_pickle=True)
+    back = fio.load_ringnet_landmark_embedding(tmp_path)
+    np.testing.assert_array_equal(back["dynamic_faces"], e["dynamic_faces"])
+    np.testing.assert_array_equal(back["dynamic_bary"], e["dynamic_bary"])

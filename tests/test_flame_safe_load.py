@@ -187,3 +187,21 @@ def test_plain_data_of_every_protocol_loads(tmp_path, protocol):
     np.testing.assert_array_equal(back["big_endian"], data["big_endian"])
     np.testing.assert_array_equal(back["fortran"], data["fortran"])
     np.testing.assert_array_equal(back["coo"].toarray(), np.eye(3))
+
+
+def test_malicious_file_at_the_default_model_path(tmp_path, monkeypatch):
+    """The issue's scenario: a hostile generic_model.pkl where the real FLAME 2020 goes."""
+    from facecourse.flame import default_model_path
+
+    monkeypatch.setenv("FACECOURSE_DATA", str(tmp_path))
+    real = tmp_path / "FLAME2020"
+    real.mkdir()
+    write_tiny_model_dir(real)  # a valid embedding and masks beside it
+    marker = tmp_path / "pwned"
+    with open(real / "generic_model.pkl", "wb") as fh:
+        pickle.dump({"v_template": _SystemCall(marker)}, fh, protocol=2)
+    path = default_model_path("small")
+    assert path == real / "generic_model.pkl"
+    with pytest.raises(fio.UnsafePickleError, match="system"):
+        FLAME.from_file(path)
+    assert not marker.exists()

@@ -429,6 +429,13 @@ def load_deca_landmark_embedding(path) -> dict:
     }
 
 
+def _rows(x) -> np.ndarray:
+    """Stack a per-row table stored as a list or an object array of rows (older RingNet files) into one array."""
+    if isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.dtype == object):
+        return np.stack([np.asarray(r) for r in x])
+    return np.asarray(x)
+
+
 def load_ringnet_landmark_embedding(folder) -> dict:
     """Read RingNet's static + dynamic embedding files from ``folder`` safely.
 
@@ -442,10 +449,7 @@ def load_ringnet_landmark_embedding(folder) -> dict:
     for name, d in ((RINGNET_STATIC, static), (RINGNET_DYNAMIC, dynamic)):
         if not isinstance(d, dict) or not {"lmk_face_idx", "lmk_b_coords"} <= set(d):
             raise ValueError(f"{folder / name}: expected a dict with 'lmk_face_idx' and 'lmk_b_coords'")
-    dyn_faces = np.stack([np.asarray(r) for r in dynamic["lmk_face_idx"]]) if isinstance(
-        dynamic["lmk_face_idx"], list) else dynamic["lmk_face_idx"]
-    dyn_bary = np.stack([np.asarray(r) for r in dynamic["lmk_b_coords"]]) if isinstance(
-        dynamic["lmk_b_coords"], list) else dynamic["lmk_b_coords"]
+    dyn_faces, dyn_bary = _rows(dynamic["lmk_face_idx"]), _rows(dynamic["lmk_b_coords"])
     return {
         "static_faces": _int_array(static["lmk_face_idx"], (51,), f"{folder / RINGNET_STATIC}: lmk_face_idx"),
         "static_bary": _bary_array(static["lmk_b_coords"], (51, 3), f"{folder / RINGNET_STATIC}: lmk_b_coords"),
