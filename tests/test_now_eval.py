@@ -15,7 +15,7 @@ import trimesh
 from scipy.spatial.transform import Rotation
 
 from facecourse.now import (
-    M_TO_MM, NowImage, Similarity, evaluate_now, evaluate_prediction, load_landmarks_file, read_image_list,
+    M_TO_MM, NowImage, PredictionMissing, Similarity, load_prediction, evaluate_now, evaluate_prediction, load_landmarks_file, read_image_list,
     result_path, write_image_list, write_pp, write_prediction, write_report,
 )
 from facecourse.now.synthetic import scan_from_head
@@ -88,6 +88,16 @@ def test_layout_round_trip(toy, tmp_path):
     assert load_landmarks_file(tmp_path / "l.txt").shape == (7, 3)
     np.save(tmp_path / "l1.npy", np.zeros((1, 7, 3)))
     assert load_landmarks_file(tmp_path / "l1.npy").shape == (7, 3)
+    v, f, lm = toy_head(1)
+    im = NowImage("S", "selfie", "IMG_9.jpg")
+    write_prediction(tmp_path / "p", im, v, f, lm, mesh_suffix=".ply")
+    lv, lf, llm, used = load_prediction(tmp_path / "p", im)
+    np.testing.assert_allclose(lv, v)
+    np.testing.assert_array_equal(lf, f)
+    assert used[0].suffix == ".ply" and np.allclose(llm, lm)
+    with pytest.raises(PredictionMissing) as missing:
+        load_prediction(tmp_path / "p", NowImage("S", "selfie", "IMG_8.jpg"))
+    assert [p.suffix for p in missing.value.paths] == [".obj", ".ply"]
 
 
 def test_metric_is_invariant_to_a_similarity_of_the_prediction(toy):

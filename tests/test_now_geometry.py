@@ -118,6 +118,8 @@ def test_refinement_lowers_the_error_and_recovers_a_perturbation():
     assert ref.transform.scale == pytest.approx(true.scale, rel=5e-3)
     angle = Rotation.from_matrix(ref.transform.rotation @ true.rotation.T).magnitude()
     assert angle < 5e-3
+    subset = refine_alignment(scan, pred, pf, Similarity(), max_points=2000)  # iterate on a random subset
+    assert subset.transform.scale == pytest.approx(ref.transform.scale, rel=2e-3)
     fixed = refine_alignment(scan, pred, pf, Similarity(1.03), with_scale=False)
     assert fixed.transform.scale == 1.03 and fixed.history[-1] < fixed.history[0]
 
