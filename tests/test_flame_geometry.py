@@ -20,9 +20,10 @@ from facecourse.flame import io as fio
 N_SHAPE, N_EXP = 20, 10
 
 
-@pytest.fixture(scope="module")
-def path():
-    return synthetic_model_path("small")
+@pytest.fixture(scope="module", params=["small", "full"])
+def path(request):
+    """Both synthetic sizes: the CI one (~1.5k vertices) and the FLAME-size one (5023 vertices)."""
+    return synthetic_model_path(request.param)
 
 
 @pytest.fixture(scope="module")
