@@ -43,15 +43,23 @@ def now_baselines(dataset_dir: str | os.PathLike, images, metrical: bool = False
 
     Returns:
         ``{"mean face (template)": stats, "ground-truth shape": stats}`` (the latter only for the synthetic
-        set), each as :func:`facecourse.now.baseline_stats` returns.
+        set), each as :func:`facecourse.now.baseline_stats` returns. On real scans with only the synthetic
+        FLAME model available, the mean-face entry is renamed to say so.
     """
     from facecourse.flame import FLAME
     from facecourse.now.export import mean_face_prediction
     from facecourse.now.synthetic import ground_truth_prediction
 
-    flame = FLAME.from_file(flame_path or baseline_flame_path(dataset_dir), n_shape=1, n_exp=0)
+    from facecourse.flame import is_synthetic
+    from facecourse.now.synthetic import synthetic_meta
+
+    flame_path = flame_path or baseline_flame_path(dataset_dir)
+    flame = FLAME.from_file(flame_path, n_shape=1, n_exp=0)
     template = mean_face_prediction(flame)
-    out = {"mean face (template)": baseline_stats(dataset_dir, images, lambda s: template, metrical, "m")}
+    name = "mean face (template)"
+    if is_synthetic(flame_path) and not synthetic_meta(dataset_dir):
+        name = "mean face (SYNTHETIC FLAME: get FLAME 2020)"  # real scans vs a made-up head: not the real baseline
+    out = {name: baseline_stats(dataset_dir, images, lambda s: template, metrical, "m")}
     gt = baseline_stats(dataset_dir, images, lambda s: ground_truth_prediction(dataset_dir, s), metrical, "m")
     if gt["all"]["n_images"]:
         out["ground-truth shape"] = gt
@@ -80,23 +88,22 @@ def format_table(stats: dict, baselines: dict | None = None, title: str = "predi
         title: name of the evaluated method.
         published: append :data:`PUBLISHED_NOW`.
     """
-    head = f"{'':34s} {'median':>6s} {'mean':>6s} {'std':>6s} {'images':>7s}"
-    lines = [head, "-" * len(head)]
-
-    def row(name, s):
-        n = s.get("n_images", "")
-        lines.append(f"{name:34s} {_fmt(s['median'])} {_fmt(s['mean'])} {_fmt(s['std'])} {n!s:>7s}")
-
-    row(f"{title} (all)", stats["all"])
-    for c in CHALLENGES:
-        if c in stats:
-            row(f"  {c}", stats[c])
-    for name, b in (baselines or {}).items():
-        row(f"baseline: {name}", b["all"])
+    rows = [(f"{title} (all)", stats["all"])]  # (name, stats) or a note line (str)
+    rows += [(f"  {c}", stats[c]) for c in CHALLENGES if c in stats]
+    rows += [(f"baseline: {name}", b["all"]) for name, b in (baselines or {}).items()]
     if published:
-        lines.append(f"* {PUBLISHED_NOTE}:")
-        for name, s in PUBLISHED_NOW.items():
-            row(f"  * {name}", dict(s, n_images="real"))
+        rows.append(f"* {PUBLISHED_NOTE}:")
+        rows += [(f"  * {name}", dict(st, n_images="real")) for name, st in PUBLISHED_NOW.items()]
+    width = max(34, *(len(r[0]) + 1 for r in rows if isinstance(r, tuple)))
+    head = f"{'':{width}s} {'median':>6s} {'mean':>6s} {'std':>6s} {'images':>7s}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        if isinstance(r, str):
+            lines.append(r)
+            continue
+        name, st = r
+        n = st.get("n_images", "")
+        lines.append(f"{name:{width}s} {_fmt(st['median'])} {_fmt(st['mean'])} {_fmt(st['std'])} {n!s:>7s}")
     return "\n".join(lines)
 
 
