@@ -115,6 +115,10 @@ class FLAME(nn.Module):
         model["_source"] = model_file
         return cls(model, embedding, n_shape=n_shape, n_exp=n_exp, dtype=dtype)
 
+    def extra_repr(self) -> str:
+        return (f"n_vertices={self.n_vertices}, n_faces={self.faces.shape[0]}, n_shape={self.n_shape}, "
+                f"n_exp={self.n_exp}, source={self.source!r}")
+
     @property
     def n_vertices(self) -> int:
         """Number of vertices ``V``."""
