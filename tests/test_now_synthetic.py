@@ -102,3 +102,16 @@ def test_cli_on_the_synthetic_set(dataset, flame, tmp_path, capsys):
     assert summary["n_images_evaluated"] == 6
     assert scan_files(data, images[0].subject)[0].suffix == ".obj"
     assert M_TO_MM == 1000.0
+
+
+def test_real_layout_baselines_have_no_ground_truth(dataset, tmp_path):
+    from facecourse.flame import real_model_path
+    from facecourse.now.synthetic import GROUND_TRUTH_SUBDIR, META_FILE
+
+    data = tmp_path / "real_like"
+    shutil.copytree(dataset, data, ignore=shutil.ignore_patterns(META_FILE, GROUND_TRUTH_SUBDIR))
+    images = read_image_list(data, "val")[:2]
+    base = now_baselines(data, images)
+    assert list(base) == (["mean face (template)"] if real_model_path().is_file()
+                          else ["mean face (SYNTHETIC FLAME: get FLAME 2020)"])
+    assert base[next(iter(base))]["all"]["n_images"] == 2
