@@ -121,7 +121,7 @@ class HeadRenderer:
         cam = WeakPerspectiveCamera(params["camera"])
         albedo = self.albedo_model.to(geo.vertices.device)(params["albedo"])
         out = render(geo.vertices, self.flame.faces, cam, image_size, albedo=albedo, lighting=params["lighting"],
-                     background=background, backend=self.backend, cull_backfaces=True)
+                     background=background, backend=self.backend)
         lmk = cam.project(geo.landmarks)
         from facecourse.losses.photometric import region_mask  # lazy: losses import render
 

@@ -1,0 +1,148 @@
+"""Synthetic images and analysis-by-synthesis (needs the synthetic FLAME model, built on demand)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from scipy.spatial.transform import Rotation
+
+from facecourse.data.synthetic_images import (
+    HeadRenderer,
+    _axis_angle_xyz,
+    frame_camera,
+    generate,
+    landmark_visibility,
+)
+from facecourse.losses import landmark_loss
+from facecourse.render import rasterize, weak_perspective
+from facecourse.render.fit import FitConfig, fit_to_image, init_camera, mesh_error_mm
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    return HeadRenderer.default("small", n_shape=20, n_exp=10)
+
+
+def test_generate_shapes_ranges_and_determinism(renderer):
+    a = generate(3, 64, seed=5, renderer=renderer)
+    b = generate(3, 64, seed=5, renderer=renderer)
+    assert a.images.shape == (3, 3, 64, 64) and a.landmarks.shape == (3, 68, 2)
+    assert torch.equal(a.images, b.images) and torch.equal(a.landmarks, b.landmarks)
+    assert a.images.min() >= 0 and a.images.max() <= 1
+    assert a.visibility.mean() > 0.8 and (a.landmarks.abs() < 1).float().mean() > 0.95
+    assert (a.skin_mask <= a.mask).all() and a.skin_mask.sum() > 0.05 * a.mask.sum()
+    assert a.vertices.shape == (3, renderer.flame.n_vertices, 3)
+    c = generate(3, 64, seed=6, renderer=renderer)
+    assert not torch.equal(a.images, c.images)
+
+
+def test_ground_truth_parameters_reproduce_image_and_landmarks(renderer):
+    data = generate(2, 64, seed=1, renderer=renderer)
+    p = {k: v for k, v in data.params.items() if k not in ("crop_scale", "crop_shift")}
+    lmk = renderer.camera_landmarks(p)
+    assert torch.allclose(lmk, data.landmarks, atol=1e-6)
+    assert landmark_loss(lmk, data.landmarks, visibility=data.visibility) < 1e-6
+    out, _, _, _ = renderer(p, 64)
+    diff = (out.image - data.images).abs() * out.mask
+    assert diff.max() < 1e-5
+
+
+def test_frame_camera_fits_landmarks_in_crop():
+    g = torch.Generator().manual_seed(0)
+    lmk = torch.randn(2, 68, 3, generator=g) * 0.05
+    cam = frame_camera(lmk, torch.tensor([1.5, 2.0]), torch.zeros(2, 2))
+    uv = weak_perspective(lmk, cam)[..., :2]
+    extent = (uv.amax(1) - uv.amin(1)).amax(-1)
+    assert torch.allclose(extent, torch.tensor([2 / 1.5, 2 / 2.0]), atol=1e-5)
+    assert torch.allclose((uv.amax(1) + uv.amin(1)) / 2, torch.zeros(2, 2), atol=1e-5)
+
+
+def test_axis_angle_matches_scipy():
+    angles = torch.tensor([[0.2, -0.5, 0.1], [-0.3, 0.4, -0.2]], dtype=torch.float64)  # pitch, yaw, roll
+    ours = _axis_angle_xyz(angles[:, 0], angles[:, 1], angles[:, 2]).numpy()
+    ref = Rotation.from_euler("YXZ", angles[:, [1, 0, 2]].numpy()).as_rotvec()
+    assert np.allclose(ours, ref, atol=1e-9)
+
+
+def test_landmark_visibility_by_zbuffer():
+    mesh = trimesh.creation.icosphere(subdivisions=3, radius=0.1)
+    v = torch.tensor(mesh.vertices, dtype=torch.float32)[None]
+    cam = torch.tensor([[6.0, 0.0, 0.0]])
+    frag = rasterize(weak_perspective(v, cam), torch.tensor(mesh.faces), 48)
+    pts = torch.tensor([[[0.0, 0.0, 0.1], [0.0, 0.0, -0.1], [0.3, 0.0, 0.0]]])  # front, back, off-image
+    vis = landmark_visibility(weak_perspective(pts, cam), frag)
+    assert vis.tolist() == [[1.0, 0.0, 0.0]]
+
+
+def test_init_camera_recovers_camera():
+    g = torch.Generator().manual_seed(0)
+    lmk = torch.randn(2, 68, 3, generator=g) * 0.05
+    cam = torch.tensor([[7.0, 0.01, -0.02], [5.0, -0.03, 0.0]])
+    uv = weak_perspective(lmk, cam)[..., :2]
+    assert torch.allclose(init_camera(lmk, uv, torch.ones(2, 68)), cam, atol=1e-4)
+
+
+def test_mesh_error_alignments():
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(1, 200, 3, generator=g, dtype=torch.float64) * 0.05
+    r = torch.tensor(Rotation.from_rotvec([0.2, -0.1, 0.3]).as_matrix())
+    moved = 1.3 * v @ r.T + torch.tensor([0.01, 0.02, 0.03], dtype=torch.float64)
+    assert mesh_error_mm(v + 0.01, v)["mean"] < 1e-9
+    assert abs(mesh_error_mm(v + 0.01, v, align="none")["mean"] - 10 * 3**0.5) < 1e-6
+    assert mesh_error_mm(moved, v, align="similarity")["mean"] < 1e-6
+    assert mesh_error_mm(moved, v)["mean"] > 1.0
+
+
+def test_fit_reduces_2d_losses(renderer):
+    data = generate(1, 48, seed=2, renderer=renderer)
+    cfg = FitConfig(rigid_steps=20, steps=40, n_shape=20, n_exp=10)
+    res = fit_to_image(renderer, data.images, data.landmarks, data.visibility, config=cfg, progress=False)
+    first = next(h for h in res.history if h["stage"] == 1)
+    last = res.history[-1]
+    assert res.history[-1]["stage"] == 1 and len(res.history) == 60
+    assert last["landmark"] < 0.7 * res.history[0]["landmark"]
+    assert last["photometric"] < first["photometric"]
+    assert res.image.shape == data.images.shape and res.landmarks.shape == (1, 68, 2)
+
+
+def test_synthetic_recogniser_train_or_load_and_generalises():
+    from facecourse.losses import identity_loss, synthetic_recogniser
+
+    rec = synthetic_recogniser(mode="ci", progress=False)  # trains once (seconds), then loads the cache
+    assert rec.metrics["heldout_verification_accuracy"] > 0.7  # unseen people, chance = 0.5
+    again = synthetic_recogniser(mode="ci", train_if_missing=False)
+    x = torch.rand(2, 3, 64, 64)
+    assert torch.allclose(rec(x), again(x))
+    # The loss prefers the same (unseen) person in another pose over another person in the same pose.
+    from facecourse.data.synthetic_images import render_identity_views
+
+    imgs, labels, _ = render_identity_views(6, 2, 64, seed=123)
+    same = identity_loss(rec, imgs[0::2], imgs[1::2])
+    other = identity_loss(rec, imgs[0::2], imgs[1::2].roll(1, 0))
+    assert same < other
+
+
+def test_render_now_images_official_layout(tmp_path):
+    import json
+
+    import matplotlib.image as mpimg
+
+    from facecourse.data.synthetic_images import render_now_images
+    from facecourse.flame import synthetic_model_path
+
+    root = tmp_path / "final_release_version"
+    root.mkdir()
+    meta = {"flame_model": str(synthetic_model_path("small")), "n_shape": 10,
+            "subjects": {"SYN_0001": {"split": "val", "shape": [0.5] * 10},
+                         "SYN_0002": {"split": "test", "shape": [-0.5] * 10}}}
+    (root / "synthetic_now.json").write_text(json.dumps(meta))
+    (root / "imagepathsvalidation.txt").write_text(
+        "SYN_0001/multiview_neutral/IMG_0001.jpg\nSYN_0001/multiview_occlusions/IMG_0002.jpg\n")
+    (root / "imagepathstest.txt").write_text("SYN_0002/selfie/IMG_0003.jpg\n")
+    assert render_now_images(root, image_size=64, progress=False) == 3
+    img = mpimg.imread(root / "iphone_pictures" / "SYN_0001" / "multiview_neutral" / "IMG_0001.jpg")
+    assert img.shape == (64, 64, 3)
+    assert (root / "iphone_pictures" / "SYN_0002" / "selfie" / "IMG_0003.jpg").is_file()
+    assert render_now_images(root, image_size=64, progress=False) == 0  # resumable: nothing left to do
