@@ -98,6 +98,19 @@ def test_cache_memory_and_disk(sphere, tmp_path, monkeypatch):
     assert not [p for p in (tmp_path / "cache" / "spectral").iterdir() if ".tmp" in p.name]
 
 
+def test_unreadable_cache_file_is_recomputed(sphere, tmp_path, monkeypatch):
+    _, f = sphere
+    monkeypatch.setenv("FACECOURSE_DATA", str(tmp_path))
+    monkeypatch.setattr(eigen, "_MEMORY", {})
+    path = tmp_path / "cache" / "spectral" / f"normalized_{topology_hash(f)[:24]}_k6.npz"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not an npz file")
+    b = eigenbasis(f, 6)
+    np.testing.assert_allclose(b.eigenvalues, smallest_eigenpairs(normalized_laplacian(f), 6)[0], atol=1e-12)
+    monkeypatch.setattr(eigen, "_MEMORY", {})
+    np.testing.assert_array_equal(eigenbasis(f, 6).eigenvalues, b.eigenvalues)  # the rewritten file loads
+
+
 def test_cached_cotangent_basis_keeps_the_mass(sphere, tmp_path, monkeypatch):
     v, f = sphere
     monkeypatch.setenv("FACECOURSE_DATA", str(tmp_path))

@@ -192,6 +192,23 @@ def cache_dir() -> Path:
     return data_dir() / "cache" / "spectral"
 
 
+def _load_cached(key: str, k: int, kind: str) -> Eigenbasis | None:
+    """The stored basis with the smallest ``k' >= k`` for ``key``; unreadable files are skipped (recomputed)."""
+    stored = sorted(cache_dir().glob(f"{key}_k*.npz"), key=lambda p: int(p.stem.rsplit("_k", 1)[1]))
+    for path in stored:
+        if int(path.stem.rsplit("_k", 1)[1]) < k:
+            continue
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                values, vectors, mass = z["eigenvalues"], z["eigenvectors"], z["mass"]
+        except (OSError, ValueError, KeyError, EOFError):
+            continue
+        if values.ndim != 1 or vectors.ndim != 2 or vectors.shape[1] != len(values) or len(values) < k:
+            continue
+        return _frozen(Eigenbasis(values, vectors, mass if mass.size else None, kind))
+    return None
+
+
 def eigenbasis(faces, k: int, kind: str = "normalized", vertices=None, n_vertices: int | None = None,
                mass_kind: str = "voronoi", cache: bool = True, method: str = "auto") -> Eigenbasis:
     """The ``k`` smallest eigenpairs of a mesh Laplacian, computed once per topology.
@@ -221,14 +238,10 @@ def eigenbasis(faces, k: int, kind: str = "normalized", vertices=None, n_vertice
     if cache and key in _MEMORY and _MEMORY[key].k >= k:
         return _MEMORY[key].truncated(k)
     if cache:
-        stored = sorted(cache_dir().glob(f"{key}_k*.npz"), key=lambda p: int(p.stem.rsplit("_k", 1)[1]))
-        for path in stored:
-            if int(path.stem.rsplit("_k", 1)[1]) >= k:
-                with np.load(path, allow_pickle=False) as z:
-                    basis = _frozen(Eigenbasis(z["eigenvalues"], z["eigenvectors"],
-                                               z["mass"] if z["mass"].size else None, kind))
-                _MEMORY[key] = basis
-                return basis.truncated(k)
+        basis = _load_cached(key, k, kind)
+        if basis is not None:
+            _MEMORY[key] = basis
+            return basis.truncated(k)
     lap, mass = laplacian_of(kind, faces, vertices, n_vertices, mass_kind)
     if not 1 <= k < lap.shape[0]:
         raise ValueError(f"k must satisfy 1 <= k < V={lap.shape[0]}, got {k}")
