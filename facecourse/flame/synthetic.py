@@ -233,8 +233,8 @@ def make_joint_regressor(mesh: HeadMesh, anatomy: Anatomy = Anatomy()) -> scipy.
     band = head[(np.abs(v[head, 1] - nj[1]) < 0.015) & (v[head, 2] < 0.02) & (ears > 0.04)]
     rows.append((band, _convex_weights(v[band], nj)))
     jj = np.asarray(anatomy.jaw_joint)
-    tmj = [np.linalg.norm(v[head] - (jj + np.array([s * 0.07, 0.0, 0.012])), axis=1) for s in (1.0, -1.0)]
-    patch = head[(np.minimum(*tmj) < 0.018) & (ears > 0.028)]
+    tmj = [np.linalg.norm(v[head] - (jj + np.array([s * 0.068, 0.0, 0.006])), axis=1) for s in (1.0, -1.0)]
+    patch = head[(np.minimum(*tmj) < 0.026) & (ears > 0.024)]
     rows.append((patch, _convex_weights(v[patch], jj)))
     for eye in mesh.eyeballs:
         rows.append((eye, np.full(len(eye), 1.0 / len(eye))))

@@ -5,7 +5,7 @@ built from smooth unions of simple solids (cranium, lower face, neck, nose, lips
 Gaussian bumps and dents (brows, cheek bones, temples, folds) and carved eye sockets closed by eyelid
 shells around the eyeballs:
 
-.. math::  \\operatorname{smin}_k(a, b) = \\min(a, b) - \\tfrac{k}{4} \\max(k - |a - b|, 0)^2 / k^2 \\cdot k .
+.. math::  \\operatorname{smin}_k(a, b) = \\min(a, b) - \\tfrac{k}{4} \\max(k - |a - b|, 0)^2 / k^2 .
 
 The surface is *star-shaped* from :data:`STAR_CENTRE` (apart from the back of the ears), so every
 direction :math:`\\mathbf d` on the unit sphere meets it once at the outermost root of
@@ -53,7 +53,7 @@ class Anatomy:
     jaw_joint: tuple = (0.0, -0.022, -0.006)
     neck_joint: tuple = (0.0, -0.075, -0.02)
     neck_cut_y: float = -0.185
-    ear_centre: tuple = (0.078, -0.006, -0.012)
+    ear_centre: tuple = (0.077, -0.006, -0.012)
 
 
 #: Right-eye / left-eye sign of x (FLAME: +x is the subject's left). Index 0 = left, 1 = right.
@@ -125,8 +125,8 @@ def nose_sdf(p: np.ndarray, anatomy: Anatomy) -> np.ndarray:
     """Implicit nose ``(N,)``: bridge (round cone), tip, alae and columella, smoothly united."""
     nose = _round_cone(p, (0.0, 0.006, 0.077), (0.0, -0.027, 0.101), 0.0055, 0.0068)
     nose = _smin(nose, _ellipsoid(p, (0.0, -0.033, 0.1015), (0.0088, 0.0092, 0.0098)), 0.004)
-    for c in _both((0.0118, -0.036, 0.0875)):
-        nose = _smin(nose, _ellipsoid(p, c, (0.0068, 0.0066, 0.0085)), 0.004)
+    for c in _both((0.0112, -0.0365, 0.0885)):
+        nose = _smin(nose, _ellipsoid(p, c, (0.0066, 0.0062, 0.0085)), 0.006)
     return _smin(nose, _round_cone(p, (0.0, -0.036, 0.099), (0.0, -0.044, 0.086), 0.0048, 0.0045), 0.003)
 
 
@@ -144,8 +144,8 @@ def ear_sdf(p: np.ndarray, side: int, anatomy: Anatomy) -> np.ndarray:
     qz = -q[:, 1] * np.sin(tilt) + q[:, 2] * np.cos(tilt)
     qx = q[:, 0] * s - 0.004 * (qz / 0.016)  # back rim stands off the head
     local = np.stack([qx, qy, qz], 1)
-    ear = _ellipsoid(local, (0, 0, 0), (0.0085, 0.031, 0.0165))
-    concha = _ellipsoid(local, (0.0085, -0.004, 0.002), (0.005, 0.011, 0.008))
+    ear = _ellipsoid(local, (0, 0, 0), (0.0075, 0.029, 0.016))
+    concha = _ellipsoid(local, (0.008, -0.003, 0.003), (0.0045, 0.011, 0.0085))
     return _smax(ear, -concha, 0.002)
 
 
@@ -159,17 +159,17 @@ def head_sdf(p: np.ndarray, anatomy: Anatomy) -> np.ndarray:
     """
     a = anatomy
     x, y, z = p[:, 0], p[:, 1], p[:, 2]
-    cranium = _ellipsoid(p, (0.0, 0.021, -0.009), (0.0735, 0.095, 0.094))
+    cranium = _ellipsoid(p, (0.0, 0.027, -0.009), (0.0745, 0.088, 0.094))
     face = _ellipsoid(p, (0.0, -0.043, 0.018), (0.054, 0.074, 0.066))
     f = _smin(cranium, face, 0.02)
     # neck: elliptic cylinder below the skull, leaning slightly forward towards the chest
     zc = -0.016 + 0.12 * (-0.06 - y).clip(0, None)
-    neck_r = np.hypot(x / 0.051, (z - zc) / 0.056)
-    neck = np.maximum((neck_r - 1.0) * 0.051, y + 0.04)
+    neck_r = np.hypot(x / 0.054, (z - zc) / 0.057)
+    neck = np.maximum((neck_r - 1.0) * 0.054, y + 0.02)
     f = _smin(f, neck, 0.025)
     for c in _both((0.046, -0.068, -0.004)):  # jaw angles (gonion) and ramus
         f = _smin(f, _ellipsoid(p, c, (0.011, 0.024, 0.024)), 0.012)
-    f = _smin(f, _ellipsoid(p, (0.0, -0.098, 0.066), (0.017, 0.014, 0.013)), 0.01)  # chin
+    f = _smin(f, _ellipsoid(p, (0.0, -0.099, 0.064), (0.019, 0.014, 0.014)), 0.016)  # chin
     f = _smin(f, lips_sdf(p, a), 0.004)
     f = _smin(f, nose_sdf(p, a), 0.005)
     for side in (0, 1):
@@ -193,8 +193,8 @@ def head_sdf(p: np.ndarray, anatomy: Anatomy) -> np.ndarray:
     f = f - bump
     # eye sockets: carve, then close with the lid shells
     for e in eye_centres(a):
-        socket = _ellipsoid(p, e + np.array([0.0, 0.001, 0.010]), (0.0205, 0.0148, 0.016))
-        f = _smax(f, -socket, 0.006)
+        socket = _ellipsoid(p, e + np.array([0.0, 0.0, 0.010]), (0.0205, 0.0142, 0.0155))
+        f = _smax(f, -socket, 0.009)
     for e in eye_centres(a):
         lid = np.linalg.norm(p - e, axis=1) - (a.eye_radius + a.lid_thickness)
         f = _smin(f, lid, 0.004)
@@ -205,32 +205,40 @@ def cast_rays(directions: np.ndarray, anatomy: Anatomy, centre=STAR_CENTRE,
               r_max: float = 0.32, tol: float = 2e-6) -> np.ndarray:
     """Outermost zero of :func:`head_sdf` along rays ``centre + r d``; returns ``r`` ``(N,)`` (metres).
 
-    ``centre`` is ``(3,)`` or one origin per ray ``(N, 3)`` (it must lie inside the head).
-
-    Coarse march inwards from ``r_max`` (step 2.5 mm, finer than any feature) to the first inside
-    sample, then bisection on the bracketing interval to ``tol``.
+    ``centre`` is ``(3,)`` or one origin per ray ``(N, 3)`` (it must lie inside the head). Sphere tracing
+    inwards from ``r_max`` (steps of 0.6 f, safe for the mildly non-Euclidean implicit) down to 4 mm from
+    the surface, then a 2 mm march to the first inside sample, then bisection to ``tol``.
     """
     d = np.asarray(directions, dtype=np.float64)
     n = len(d)
-    step = 0.0025
+    origin = np.broadcast_to(np.asarray(centre, dtype=np.float64), (n, 3))
+    r = np.full(n, float(r_max))
     lo = np.full(n, np.nan)  # inside radius
-    hi = np.full(n, r_max)  # outside radius
+    hi = np.full(n, float(r_max))  # outside radius
     active = np.arange(n)
-    r = r_max
-    while len(active) and r > 0.0:
-        r_next = r - step
-        origin = centre if np.ndim(centre) == 1 else centre[active]
-        vals = head_sdf(origin + r_next * d[active], anatomy)
-        hit = vals < 0
-        lo[active[hit]] = r_next
-        hi[active[hit]] = r
-        active = active[~hit]
-        r = r_next
-    if len(active):
-        raise RuntimeError(f"{len(active)} rays never entered the head; centre must lie inside")
-    for _ in range(int(np.ceil(np.log2(step / tol)))):
+    for _ in range(200):  # sphere tracing while far away
+        if not len(active):
+            break
+        vals = head_sdf(origin[active] + r[active, None] * d[active], anatomy)
+        inside = vals < 0
+        lo[active[inside]] = r[active[inside]]
+        hi[active[~inside]] = r[active[~inside]]
+        far = vals > 0.004
+        r[active[far]] -= 0.6 * vals[far]
+        active = active[far]
+    active = np.flatnonzero(np.isnan(lo))
+    step = 0.002
+    while len(active):  # fine march inwards to the first inside sample
+        r_next = hi[active] - step
+        if (r_next <= 0).any():
+            raise RuntimeError("a ray never entered the head; its origin must lie inside")
+        inside = head_sdf(origin[active] + r_next[:, None] * d[active], anatomy) < 0
+        lo[active[inside]] = r_next[inside]
+        hi[active[~inside]] = r_next[~inside]
+        active = active[~inside]
+    for _ in range(int(np.ceil(np.log2(np.max(hi - lo) / tol)))):
         mid = 0.5 * (lo + hi)
-        inside = head_sdf(centre + mid[:, None] * d, anatomy) < 0
+        inside = head_sdf(origin + mid[:, None] * d, anatomy) < 0
         lo = np.where(inside, mid, lo)
         hi = np.where(inside, hi, mid)
     return 0.5 * (lo + hi)
@@ -309,12 +317,11 @@ def inside_eye_opening(p: np.ndarray, anatomy: Anatomy, margin: float = 0.0) -> 
 
 
 def eye_opening_outline(side: int, n: int, anatomy: Anatomy) -> np.ndarray:
-    """``(n, 3)`` points on the lid margin of eye ``side``, counter-clockwise seen from the front... in
-    order upper lid from the inner to the outer corner then lower lid back; index 0 = inner corner."""
+    """``(n, 3)`` points on the lid margin of eye ``side``: index 0 the inner corner, then the upper lid to
+    the outer corner (index ``n // 2``), then the lower lid back; cosine spacing, denser at the corners."""
     pc = np.deg2rad(anatomy.eye_corner_deg)
     n_up = n // 2
     n_low = n - n_up
-    # arc-length-ish parameterisation: cosine spacing densifies the corners a little
     t_up = -np.cos(np.linspace(0, np.pi, n_up, endpoint=False))  # -1 (inner) .. <1
     t_low = np.cos(np.linspace(0, np.pi, n_low, endpoint=False))  # 1 (outer) .. >-1
     psi = np.concatenate([t_up, t_low]) * pc
@@ -381,14 +388,20 @@ def farthest_point_sampling(points: np.ndarray, n: int, spacing: np.ndarray, fix
         n: number of candidates to choose.
 
     Returns:
-        ``(n,)`` candidate indices; each new point maximises :math:`\\min_j |p - q_j| / s(p)`.
+        ``(n,)`` candidate indices; each new point maximises :math:`d(p) = \\min_j |p - q_j| / s(p)`.
+        Only candidates within :math:`d_{max} \\max s` of a new point can get closer, so each step updates
+        a k-d-tree ball instead of all candidates.
     """
     d = cKDTree(fixed).query(points)[0] / spacing if len(fixed) else np.full(len(points), np.inf)
+    tree = cKDTree(points)
+    s_max = float(spacing.max())
     chosen = np.empty(n, dtype=np.int64)
     for k in range(n):
         i = int(np.argmax(d))
         chosen[k] = i
-        d = np.minimum(d, np.linalg.norm(points - points[i], axis=1) / spacing)
+        radius = d[i] * s_max if np.isfinite(d[i]) else np.inf
+        near = np.asarray(tree.query_ball_point(points[i], radius)) if np.isfinite(radius) else np.arange(len(d))
+        d[near] = np.minimum(d[near], np.linalg.norm(points[near] - points[i], axis=1) / spacing[near])
     return chosen
 
 
@@ -474,14 +487,19 @@ def _mesh_head(n_vertices: int, anatomy: Anatomy, rng: np.random.Generator) -> H
     n_free = n_vertices - len(fixed) - n_slit
     if n_free < 100:
         raise ValueError(f"n_vertices={n_vertices} leaves too few free vertices")
-    cand_dir = fibonacci_sphere(max(8 * n_vertices, 6000), rng)
+    cand_dir = fibonacci_sphere(max(6 * n_vertices, 6000), rng)
     cand_dir = cand_dir[cand_dir[:, 1] > -0.995]
     cand = surface_points(cand_dir, anatomy)
     spacing = face_density(cand, anatomy)
     # keep candidates off the boundaries, so that boundary edges are Delaunay edges
+    # (in 3D and in the projection plane, where the lip crease and the lid corners are foreshortened)
     clear = np.full(len(cand), np.inf)
+    cand_uv = _lift(stereographic(_normalize(cand - STAR_CENTRE)))
     for line, closed in [(eyes[0], True), (eyes[1], True), (mouth, False)]:
         clear = np.minimum(clear, _distance_to_polyline(cand, line, closed) / (s0 * spacing))
+        line_uv = _lift(stereographic(_normalize(line - STAR_CENTRE)))
+        step = np.linalg.norm(np.diff(line_uv, axis=0), axis=1).mean()
+        clear = np.minimum(clear, _distance_to_polyline(cand_uv, line_uv, closed) / step)
     keep = (clear > 0.7) & (cand[:, 1] > anatomy.neck_cut_y + 0.6 * s0) & ~inside_eye_opening(cand, anatomy)
     cand, spacing = cand[keep], spacing[keep]
     chosen = farthest_point_sampling(cand, n_free, spacing, fixed)
@@ -520,8 +538,115 @@ def _mesh_head(n_vertices: int, anatomy: Anatomy, rng: np.random.Generator) -> H
     mouth_lower[1:-1] = twins
     _check_boundary_edges(tri, [np.append(i_eye[0], i_eye[0][0]), np.append(i_eye[1], i_eye[1][0]),
                                 np.append(i_neck, i_neck[0]), i_mouth, mouth_lower])
+    # the projection-plane Delaunay is not Delaunay on the surface where rays graze it: flip, relax, flip
+    movable = np.ones(len(v), dtype=bool)
+    movable[: len(fixed)] = False
+    movable[twins] = False
+    tri = delaunay_flips(v, tri)
+    for _ in range(2):
+        v = relax_tangentially(v, tri, movable, anatomy)
+        tri = delaunay_flips(v, tri)
     return HeadSurface(vertices=v, faces=tri, eye_outline=i_eye, mouth_upper=i_mouth, mouth_lower=mouth_lower,
                        neck_ring=i_neck, meta={"edge_scale": s0})
+
+
+def _lift(uv: np.ndarray) -> np.ndarray:
+    """2D points ``(N, 2)`` as 3D points ``(N, 3)`` with z = 0 (for the 3D polyline helpers)."""
+    return np.concatenate([uv, np.zeros((len(uv), 1))], 1)
+
+
+def delaunay_flips(vertices: np.ndarray, faces: np.ndarray, max_passes: int = 20) -> np.ndarray:
+    """Flip interior edges until the surface triangulation is (nearly) Delaunay in 3D.
+
+    An edge shared by triangles :math:`(a, b, c)` and :math:`(b, a, d)` is flipped to :math:`(c, d)` when
+    the angles opposite it sum to more than :math:`\\pi`, unless :math:`(c, d)` already exists, a vertex
+    would drop to degree 3 or less, or the new triangles would fold (normals against the old ones).
+    Boundary edges have one triangle and never flip, so holes, the mouth slit and the neck stay.
+
+    Returns:
+        ``(F, 3)`` faces with the same orientation convention.
+    """
+    v = vertices
+    f = faces.copy()
+    for _ in range(max_passes):
+        e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+        opp = np.concatenate([f[:, 2], f[:, 0], f[:, 1]])
+        fid = np.tile(np.arange(len(f)), 3)
+        n_v = len(v)
+        key = e[:, 0] * n_v + e[:, 1]
+        twin_key = e[:, 1] * n_v + e[:, 0]
+        order = np.argsort(key)
+        pos = np.searchsorted(key[order], twin_key)
+        pos = np.minimum(pos, len(key) - 1)
+        has_twin = key[order][pos] == twin_key
+        twin = np.where(has_twin, order[pos], -1)
+        sel = np.flatnonzero(has_twin & (e[:, 0] < e[:, 1]))
+        a, b = e[sel, 0], e[sel, 1]
+        c, d = opp[sel], opp[twin[sel]]
+
+        def angle(p, q, r):  # angle at p in triangle p q r
+            u, w = v[q] - v[p], v[r] - v[p]
+            cos = np.einsum("ij,ij->i", u, w) / (np.linalg.norm(u, axis=1) * np.linalg.norm(w, axis=1))
+            return np.arccos(np.clip(cos, -1, 1))
+
+        excess = angle(c, a, b) + angle(d, a, b) - np.pi
+        cand = np.flatnonzero(excess > 1e-6)
+        if not len(cand):
+            break
+        cand = cand[np.argsort(-excess[cand])]
+        degree = np.bincount(e[:, 0], minlength=n_v)
+        edges = set(zip(*np.sort(e, 1).T.tolist()))
+        touched = np.zeros(len(f), dtype=bool)
+        flipped = 0
+        for k in cand:
+            t1, t2 = fid[sel[k]], fid[twin[sel[k]]]
+            if touched[t1] or touched[t2]:
+                continue
+            ak, bk, ck, dk = int(a[k]), int(b[k]), int(c[k]), int(d[k])
+            if (min(ck, dk), max(ck, dk)) in edges or degree[ak] <= 3 or degree[bk] <= 3:
+                continue
+            new1, new2 = (ck, ak, dk), (dk, bk, ck)
+            n_old = np.cross(v[bk] - v[ak], v[ck] - v[ak]) + np.cross(v[ak] - v[bk], v[dk] - v[bk])
+            n1 = np.cross(v[new1[1]] - v[new1[0]], v[new1[2]] - v[new1[0]])
+            n2 = np.cross(v[new2[1]] - v[new2[0]], v[new2[2]] - v[new2[0]])
+            if n1 @ n_old <= 0.3 * np.linalg.norm(n1) * np.linalg.norm(n_old) or \
+                    n2 @ n_old <= 0.3 * np.linalg.norm(n2) * np.linalg.norm(n_old):
+                continue
+            # keep the orientation of t1 = (a, b, c) (e.g. a->b is one of its directed edges)
+            f[t1], f[t2] = new1, new2
+            touched[[t1, t2]] = True
+            edges.discard((min(ak, bk), max(ak, bk)))
+            edges.add((min(ck, dk), max(ck, dk)))
+            degree[[ak, bk]] -= 1
+            degree[[ck, dk]] += 1
+            flipped += 1
+        if not flipped:
+            break
+    return f
+
+
+def relax_tangentially(vertices: np.ndarray, faces: np.ndarray, movable: np.ndarray, anatomy: Anatomy,
+                       strength: float = 0.5) -> np.ndarray:
+    """One step of tangential umbrella smoothing, then back onto the implicit surface.
+
+    :math:`p \\leftarrow p + \\lambda (I - n n^T)(\\bar p_{N(p)} - p)` for ``movable`` vertices, then each
+    moved point is re-cast along its direction from :data:`STAR_CENTRE`. Evens out triangle shapes
+    without changing the surface.
+    """
+    v = vertices.copy()
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    n_v = len(v)
+    count = np.bincount(e[:, 0], minlength=n_v).astype(float)
+    mean = np.stack([np.bincount(e[:, 0], weights=v[e[:, 1], k], minlength=n_v) for k in range(3)], 1)
+    mean /= np.maximum(count, 1)[:, None]
+    idx = np.flatnonzero(movable & (count > 0))
+    nrm = sdf_normals(v[idx], anatomy)
+    delta = mean[idx] - v[idx]
+    delta -= np.einsum("ij,ij->i", delta, nrm)[:, None] * nrm
+    moved = v[idx] + strength * delta
+    dirs = _normalize(moved - STAR_CENTRE)
+    v[idx] = STAR_CENTRE + cast_rays(dirs, anatomy)[:, None] * dirs
+    return v
 
 
 def _polyline_length(line: np.ndarray, closed: bool) -> float:
