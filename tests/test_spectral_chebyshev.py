@@ -9,7 +9,7 @@ from scipy.sparse.linalg import expm_multiply
 
 from facecourse.spectral import (
     Eigenbasis, chebyshev_coefficients, chebyshev_filter, chebyshev_operator, chebyshev_polynomial,
-    combinatorial_laplacian, full_eigenpairs, heat_kernel, largest_eigenvalue, laplacian_of,
+    chebyshev_response_error, combinatorial_laplacian, full_eigenpairs, heat_kernel, largest_eigenvalue, laplacian_of,
     normalized_laplacian, relative_error, scaled_laplacian, spectral_filter, to_torch_sparse,
 )
 
@@ -52,6 +52,12 @@ def test_chebyshev_filtering_converges_to_the_exact_filter(mesh):
               for k in (1, 2, 3, 4, 6, 8, 12)]
     assert (np.diff(errors) < 0).all(), errors
     assert errors[0] > 1e-2 and errors[-1] < 1e-9
+    # the worst response error on the spectrum bounds the filtering error of any signal
+    for k in (2, 4, 6):
+        c = chebyshev_coefficients(g, k, 2.0)
+        bound = chebyshev_response_error(g, c, basis.eigenvalues, 2.0)
+        err = np.linalg.norm(chebyshev_filter(op, v, c) - exact)
+        assert err <= bound * np.linalg.norm(v) * (1 + 1e-9)
     # the operator with lambda_max = 2 is the one the ChebConv layers use
     np.testing.assert_allclose(op.to_dense().numpy(), scaled_laplacian(f).toarray(), atol=0)
 

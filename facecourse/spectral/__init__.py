@@ -14,6 +14,7 @@ from facecourse.spectral.chebyshev import (
     chebyshev_filter,
     chebyshev_operator,
     chebyshev_polynomial,
+    chebyshev_response_error,
     relative_error,
 )
 from facecourse.spectral.eigen import (
@@ -55,6 +56,7 @@ __all__ = [
     "chebyshev_filter",
     "chebyshev_operator",
     "chebyshev_polynomial",
+    "chebyshev_response_error",
     "combinatorial_laplacian",
     "cotangent_laplacian",
     "eigenbasis",

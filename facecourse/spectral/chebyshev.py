@@ -162,3 +162,20 @@ def relative_error(approx, exact) -> float:
     if a.shape != b.shape:
         raise ValueError(f"approx {a.shape} and exact {b.shape} must have the same shape")
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def chebyshev_response_error(g, coefficients, eigenvalues, lambda_max: float) -> float:
+    """Worst error of the polynomial response on a spectrum: :math:`\\max_i |g(\\lambda_i) - p(\\lambda_i)|`.
+
+    It bounds the filtering error for every signal, since
+    :math:`\\lVert y - y^\\star\\rVert_M = \\lVert (p(\\Lambda) - g(\\Lambda))\\hat x\\rVert \\le
+    \\max_i|g(\\lambda_i) - p(\\lambda_i)|\\,\\lVert x\\rVert_M`.
+
+    Args:
+        g: the filter; coefficients: ``(K,)`` from :func:`chebyshev_coefficients`;
+        eigenvalues: ``(N,)`` (e.g. the full spectrum, or a fine grid of :math:`[0, \\lambda_{max}]`);
+        lambda_max: the value the coefficients were computed for.
+    """
+    lam = np.asarray(eigenvalues, dtype=np.float64).ravel()
+    exact = np.asarray(g(lam), dtype=np.float64)
+    return float(np.abs(exact - chebyshev_polynomial(coefficients, lam, lambda_max)).max())
