@@ -35,7 +35,7 @@ def test_figures():
     assert [a.get_title() for a in fig.axes[:3]] == [f"level {i}: {n} vertices" for i, n in enumerate(h.sizes)]
     x = torch.as_tensor(v, dtype=torch.float32)[None].repeat(2, 1, 1)
     fig = plot_reconstructions(x, x + 0.001, m.faces)
-    assert "mean 1.73 mm" in fig.axes[4].get_title()  # |(1, 1, 1)| mm = sqrt(3)
+    assert fig.axes[4].get_title() == "mean 1.73 mm"  # |(1, 1, 1)| mm = sqrt(3)
     assert len(plot_mesh_row(x, m.faces, titles=["a", "b"]).axes) == 2
     fig = plot_training_history([{"epoch": 1, "loss": 1.0, "test_mean_mm": 3.0}, {"epoch": 2, "loss": 0.5,
                                                                                     "test_mean_mm": 2.0}])

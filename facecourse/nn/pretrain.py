@@ -81,17 +81,18 @@ class PretrainConfig:
     def for_mode(cls, mode: str | None = None, **overrides) -> "PretrainConfig":
         """Preset of the course mode (``facecourse.settings.mode()`` when ``None``).
 
-        ``"full"``: COMA's settings on 10k synthetic meshes (or CoMA). ``"ci"``: synthetic data only, 256
-        meshes, 12 epochs of Adam (lr 1e-3) -- COMA's SGD needs hundreds of epochs, CI has seconds.
+        ``"full"``: COMA's settings on 10k meshes of the FLAME-size model (real FLAME 2020 when present) or
+        CoMA. ``"ci"``: the small synthetic model, 192 meshes, 10 epochs of Adam (lr 3e-3) -- COMA's SGD
+        needs hundreds of epochs, CI has seconds.
         """
         from facecourse.settings import mode as current_mode
 
         mode = current_mode() if mode is None else mode
         if mode == "ci":
-            base = dict(data="synthetic", n_train=256, n_test=64, epochs=12, optimizer="adam", lr=1e-3,
-                        lr_decay=0.97, weight_decay=0.0)
+            base = dict(model="small", data="synthetic", n_train=192, n_test=64, epochs=10, optimizer="adam",
+                        lr=3e-3, lr_decay=0.97, weight_decay=0.0)
         elif mode == "full":
-            base = {}
+            base = dict(model="full")
         else:
             raise ValueError(f"mode must be 'ci' or 'full', got {mode!r}")
         return cls(**{**base, **overrides})

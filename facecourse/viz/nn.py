@@ -89,7 +89,7 @@ def plot_training_history(history: list[dict]):
 
 def plot_reconstructions(inputs, reconstructions, faces, azimuth: float = 0.0, max_error_mm: float | None = None,
                          panel_size: float = 2.4):
-    """Rows: input meshes, reconstructions, per-vertex error in mm painted on the input (metres in).
+    """Rows: input meshes, reconstructions, per-vertex error in mm painted on the input (titled with its mean).
 
     Returns:
         The ``Figure``.
@@ -105,7 +105,7 @@ def plot_reconstructions(inputs, reconstructions, faces, azimuth: float = 0.0, m
         plot_mesh(axes[0, i], x[i], faces, azimuth, title="input" if i == 0 else None)
         plot_mesh(axes[1, i], y[i], faces, azimuth, title="reconstruction" if i == 0 else None)
         mappable = plot_mesh(axes[2, i], x[i], faces, azimuth, scalars=err[i], cmap="magma", vmin=0, vmax=vmax,
-                             title=f"error, mean {err[i].mean():.2f} mm")
+                             title=f"mean {err[i].mean():.2f} mm")
     fig.colorbar(mappable, ax=axes[2, :].tolist(), shrink=0.8, label="mm")
     return fig
 
