@@ -284,11 +284,12 @@ def identity_loss(recogniser: nn.Module, rendered: torch.Tensor, target: torch.T
 
 # ----------------------------------------------------------------------- train-or-load the default
 def _config(mode: str) -> dict:
+    """Training configuration of the offline recogniser (bump ``data_version`` when the renderer changes)."""
     if mode == "ci":
-        return dict(n_identities=2000, views=1, size=48, steps=400, batch=64, width=16, code_shape=0,
-                    code_albedo=6, seed=0, lr=3e-3)
-    return dict(n_identities=20000, views=1, size=112, steps=6000, batch=128, width=32, code_shape=10,
-                code_albedo=6, seed=0, lr=2e-3)
+        return dict(data_version=2, n_identities=2000, views=1, size=48, steps=400, batch=64, width=16,
+                    code_shape=0, code_albedo=6, seed=0, lr=3e-3)
+    return dict(data_version=2, n_identities=20000, views=1, size=112, steps=6000, batch=128, width=32,
+                code_shape=10, code_albedo=6, seed=0, lr=2e-3)
 
 
 def synthetic_checkpoint_path(config: dict) -> Path:
@@ -387,8 +388,11 @@ def synthetic_recogniser(mode: str | None = None, train_if_missing: bool = True,
     """
     from facecourse.settings import mode as current_mode
 
+    from facecourse.flame import default_model_path
+
     config = _config(mode or current_mode())
-    path = synthetic_checkpoint_path(config)
+    model = default_model_path("small")  # the heads it learns from: part of the cache key
+    path = synthetic_checkpoint_path({**config, "model": str(model), "model_bytes": model.stat().st_size})
     if path.is_file():
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         net = SmallFaceEmbedder(ckpt["state_dict"]["head.weight"].shape[0], config["width"])

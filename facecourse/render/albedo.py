@@ -36,7 +36,7 @@ _SKIN = (0.80, 0.62, 0.52)
 _LIPS = (0.72, 0.42, 0.42)
 _BROWS = (0.42, 0.30, 0.24)
 _SCLERA = (0.92, 0.90, 0.88)
-_IRIS = (0.30, 0.22, 0.16)
+_IRIS = (0.30, 0.30, 0.32)
 _HAIR = (0.28, 0.20, 0.15)
 
 
@@ -99,7 +99,7 @@ def synthetic_albedo_model(template: np.ndarray | torch.Tensor, masks: dict[str,
         ball = _region(n, masks.get(key))
         if ball.any():
             z = v[ball, 2]
-            iris[np.flatnonzero(ball)[z >= z.max() - 0.35 * (z.max() - z.min())]] = True
+            iris[np.flatnonzero(ball)[z >= z.max() - 0.12 * (z.max() - z.min())]] = True  # cap of ~30 degrees
     lips = _region(n, masks.get("lips")) & ~eyes
     brows = np.zeros(n, dtype=bool)
     for key in ("left_eye_region", "right_eye_region"):
@@ -117,9 +117,9 @@ def synthetic_albedo_model(template: np.ndarray | torch.Tensor, masks: dict[str,
     face = skin | lips
     basis[0, face] = (-0.12, -0.11, -0.10)                 # skin tone: darker for positive coefficients
     basis[1, skin] = (0.04, -0.02, -0.02)                  # redness
-    basis[2, lips] = (0.08, -0.04, -0.02)                  # lip colour
+    basis[2, lips] = (-0.06, -0.08, -0.06)                 # lips: pale pink <-> deep red
     basis[3, brows] = (-0.08, -0.07, -0.06)                # brow darkness
-    basis[4, iris] = (-0.06, 0.04, 0.10)                   # iris: brown <-> blue
+    basis[4, iris] = (0.05, 0.14, 0.22)                    # iris: brown (-1) <-> blue-grey (+1)
     basis[5, hair] = (0.10, 0.08, 0.05)                    # hair lightness
     return VertexAlbedoModel(torch.tensor(mean, dtype=torch.float32), torch.tensor(basis, dtype=torch.float32),
                              SYNTHETIC_COMPONENTS)
