@@ -76,3 +76,22 @@ def test_rendered_sphere_matches_closed_form():
     assert out.mask[0, 0][inside].all()
     assert (got[inside] - expected[inside]).abs().max() < 0.02
     assert out.image[0][:, ~out.mask[0, 0].bool()].abs().max() == 0
+
+
+def test_vertex_shading_is_interpolated_vertex_irradiance_and_close_to_pixel_shading():
+    from facecourse.mesh import vertex_normals
+    from facecourse.render import interpolate, rasterize, weak_perspective
+
+    mesh = trimesh.creation.icosphere(subdivisions=4, radius=1.0)
+    v = torch.tensor(mesh.vertices, dtype=torch.float64)[None]
+    f = torch.tensor(mesh.faces, dtype=torch.long)
+    cam = torch.tensor([[0.9, 0.0, 0.0]], dtype=torch.float64)
+    light = directional_sh(torch.tensor([[0.3, 0.5, 0.8]], dtype=torch.float64), 0.8, 0.3).double()
+    args = dict(albedo=torch.full_like(v, 0.5), lighting=light, backend="torch")
+    vert = render(v, f, WeakPerspectiveCamera(cam), 48, shading="vertex", **args)
+    pix = render(v, f, WeakPerspectiveCamera(cam), 48, shading="pixel", **args)
+    frag = rasterize(weak_perspective(v, cam), f, 48)
+    expected = 0.5 * interpolate(sh_shading(vertex_normals(v, f), light), f, frag)
+    assert torch.allclose(vert.image[0].permute(1, 2, 0), expected[0], atol=1e-12)
+    m = vert.mask[0, 0].bool()
+    assert (vert.image[0][:, m] - pix.image[0][:, m]).abs().max() < 0.02

@@ -51,7 +51,7 @@ def _chw(x: torch.Tensor) -> torch.Tensor:
 def render(vertices: torch.Tensor, faces: torch.Tensor, camera, image_size, albedo: torch.Tensor | None = None,
            lighting: torch.Tensor | None = None, texture: torch.Tensor | None = None,
            face_uv: torch.Tensor | None = None, background: torch.Tensor | None = None,
-           backend: str = "auto", cull_backfaces: bool = False) -> RenderOutput:
+           backend: str = "auto", cull_backfaces: bool = False, shading: str = "pixel") -> RenderOutput:
     """Render shaded meshes.
 
     Args:
@@ -69,6 +69,8 @@ def render(vertices: torch.Tensor, faces: torch.Tensor, camera, image_size, albe
         background: ``(B, 3, H, W)`` image behind the mesh (default black).
         backend: ``"auto"``, ``"torch"`` or ``"pytorch3d"`` (:mod:`facecourse.render.backend`).
         cull_backfaces: skip faces turned away from the camera.
+        shading: ``"pixel"`` (Phong-style: interpolate the vertex normals, re-normalise, shade every pixel)
+            or ``"vertex"`` (Gouraud: shade the vertices, interpolate the irradiance).
 
     Returns:
         :class:`RenderOutput`.
@@ -81,7 +83,10 @@ def render(vertices: torch.Tensor, faces: torch.Tensor, camera, image_size, albe
     fragments = rasterize_any(screen, faces, image_size, backend=backend,
                               perspective_correct=camera.perspective_correct, cull_backfaces=cull_backfaces)
     mask = fragments.mask[..., None].to(vertices.dtype)  # (B, H, W, 1)
-    normals = interpolate(camera.view_normals(vertex_normals(vertices, faces)), faces, fragments)
+    if shading not in ("pixel", "vertex"):
+        raise ValueError(f"shading must be 'pixel' or 'vertex', got {shading!r}")
+    view_vertex_normals = camera.view_normals(vertex_normals(vertices, faces))
+    normals = interpolate(view_vertex_normals, faces, fragments)
     normals = normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-8)
     normals = normals * mask
     if texture is not None:
@@ -95,11 +100,16 @@ def render(vertices: torch.Tensor, faces: torch.Tensor, camera, image_size, albe
         if albedo.shape != vertices.shape:
             raise ValueError(f"albedo must have shape {tuple(vertices.shape)}, got {tuple(albedo.shape)}")
         albedo_img = interpolate(albedo, faces, fragments)
-    shading = sh_shading(normals, lighting) * mask if lighting is not None else mask.expand_as(albedo_img)
-    colour = albedo_img * shading
+    if lighting is None:
+        irradiance = mask.expand_as(albedo_img)
+    elif shading == "pixel":
+        irradiance = sh_shading(normals, lighting) * mask
+    else:
+        irradiance = interpolate(sh_shading(view_vertex_normals, lighting), faces, fragments)
+    colour = albedo_img * irradiance
     h, w = fragments.pix_to_face.shape[1:]
     if background is None:
         background = torch.zeros(b, 3, h, w, dtype=vertices.dtype, device=vertices.device)
     image = _chw(colour) + (1 - _chw(mask)) * background
-    return RenderOutput(image=image, mask=_chw(mask), albedo=_chw(albedo_img), shading=_chw(shading),
+    return RenderOutput(image=image, mask=_chw(mask), albedo=_chw(albedo_img), shading=_chw(irradiance),
                         normals=_chw(normals), depth=fragments.zbuf[:, None], fragments=fragments)
