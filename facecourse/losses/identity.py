@@ -288,7 +288,7 @@ def _config(mode: str) -> dict:
     if mode == "ci":
         return dict(data_version=2, n_identities=2000, views=1, size=48, steps=400, batch=64, width=16,
                     code_shape=0, code_albedo=6, seed=0, lr=3e-3)
-    return dict(data_version=2, n_identities=20000, views=1, size=112, steps=6000, batch=128, width=32,
+    return dict(data_version=2, n_identities=10000, views=1, size=96, steps=4000, batch=128, width=32,
                 code_shape=10, code_albedo=6, seed=0, lr=2e-3)
 
 
@@ -298,7 +298,7 @@ def synthetic_checkpoint_path(config: dict) -> Path:
     return data_dir() / "checkpoints" / f"identity_synthetic_{digest}.pt"
 
 
-def train_synthetic_embedder(config: dict, progress: bool = True) -> tuple[SmallFaceEmbedder, dict]:
+def train_synthetic_embedder(config: dict, progress: bool = True, device=None) -> tuple[SmallFaceEmbedder, dict]:
     """Train :class:`SmallFaceEmbedder` to recognise synthetic identities (FLAME shape + albedo).
 
     The synthetic world knows who is in each picture: its identity code :math:`z` (FLAME shape and
@@ -321,14 +321,17 @@ def train_synthetic_embedder(config: dict, progress: bool = True) -> tuple[Small
     from tqdm.auto import tqdm
 
     from facecourse.data.synthetic_images import render_identity_views
+    from facecourse.settings import device as default_device
 
+    dev = torch.device(device) if device is not None else default_device()
     gen = torch.Generator().manual_seed(config["seed"])
     x_train, _, z_train = render_identity_views(config["n_identities"], config["views"], config["size"],
                                                 seed=config["seed"])
+    x_train = (x_train * 255).round().to(torch.uint8)  # 4x less memory; decoded per batch
     x_held, y_held, _ = render_identity_views(24, 4, config["size"], seed=config["seed"] + 1)
     z_train = z_train[:, list(range(config["code_shape"])) + list(range(z_train.shape[1] - config["code_albedo"],
                                                                           z_train.shape[1]))]
-    net = SmallFaceEmbedder(z_train.shape[1], config["width"])
+    net = SmallFaceEmbedder(z_train.shape[1], config["width"]).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=config["lr"])
     n = len(x_train)
     steps = config["steps"]
@@ -338,14 +341,14 @@ def train_synthetic_embedder(config: dict, progress: bool = True) -> tuple[Small
     loss = torch.tensor(0.0)
     for _ in bar:
         idx = torch.randint(n, (config["batch"],), generator=gen)
-        x = x_train[idx] * (0.85 + 0.3 * torch.rand(len(idx), 1, 1, 1, generator=gen))  # brightness jitter
-        loss = F.mse_loss(net(_unit_preprocess(x.clamp(0, 1))), z_train[idx])
+        x = x_train[idx].float() / 255 * (0.85 + 0.3 * torch.rand(len(idx), 1, 1, 1, generator=gen))  # brightness
+        loss = F.mse_loss(net(_unit_preprocess(x.clamp(0, 1).to(dev))), z_train[idx].to(dev))
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
         bar.set_postfix(loss=f"{loss.item():.3f}")
-    net.eval()
+    net = net.cpu().eval()
     rec = FaceRecogniser(net, config["size"], "unit", name="synthetic")
     metrics = {"train_loss": loss.item(), "heldout_verification_accuracy": verification_accuracy(rec, x_held, y_held)}
     return net, metrics
