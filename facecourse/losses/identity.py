@@ -184,10 +184,12 @@ class FaceRecogniser(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def train(self, mode: bool = True):  # always eval: batch-norm statistics must not move
+    def train(self, mode: bool = True):
+        """Stay in eval mode whatever ``mode`` is: the frozen batch-norm statistics must not move."""
         return super().train(False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Unit embeddings ``(B, D)`` of images ``(B, 3, H, W)`` in [0, 1]."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
         x = images

@@ -50,6 +50,7 @@ class VertexAlbedoModel:
 
     @property
     def n_components(self) -> int:
+        """Number of components ``K``."""
         return self.basis.shape[0]
 
     def __call__(self, coefficients: torch.Tensor) -> torch.Tensor:
@@ -63,6 +64,7 @@ class VertexAlbedoModel:
         return out.clamp(0.0, 1.0)
 
     def to(self, *args, **kwargs) -> "VertexAlbedoModel":
+        """A copy with the tensors moved/cast like ``torch.Tensor.to``."""
         return VertexAlbedoModel(self.mean.to(*args, **kwargs), self.basis.to(*args, **kwargs), self.names)
 
 
@@ -161,6 +163,7 @@ class UVTextureModel:
 
     @property
     def n_components(self) -> int:
+        """Number of components ``K``."""
         return self.basis.shape[0]
 
     def __call__(self, coefficients: torch.Tensor) -> torch.Tensor:
