@@ -10,7 +10,9 @@ Pretrained encoder for the 3D-ID loss::
 from facecourse.nn.autoencoder import (
     COMA_FILTERS, MeshAutoencoder, SpectralDecoder, SpectralEncoder, VertexNormalizer, sparse_vertex_map,
 )
-from facecourse.nn.chebconv import ChebConv, mesh_laplacian
+from facecourse.nn.chebconv import (
+    ChebConv, batched_edge_index, compare_with_pyg, hop_distances, impulse_responses, mesh_laplacian, to_pyg_chebconv,
+)
 from facecourse.nn.hierarchy import (
     MeshHierarchy, build_hierarchy, decimate, downsample_matrix, hierarchy_cache_path,
     upsample_matrix,
@@ -23,7 +25,8 @@ from facecourse.nn.pretrain import (
 
 __all__ = [
     "COMA_FILTERS", "ChebConv", "MeshAutoencoder", "MeshHierarchy", "PretrainConfig", "SpectralDecoder",
-    "SpectralEncoder", "VertexNormalizer", "build_autoencoder", "build_hierarchy", "checkpoint_path", "decimate",
+    "SpectralEncoder", "VertexNormalizer", "batched_edge_index", "build_autoencoder", "build_hierarchy",
+    "checkpoint_path", "compare_with_pyg", "decimate", "hop_distances", "impulse_responses", "to_pyg_chebconv",
     "downsample_matrix", "error_summary", "hierarchy_cache_path", "load_autoencoder", "load_pretrained_autoencoder",
     "mesh_laplacian", "pretrain_encoder", "pretraining_data", "reconstruction_errors", "sample_flame_meshes",
     "save_autoencoder", "sparse_vertex_map", "train_autoencoder", "upsample_matrix",
