@@ -146,3 +146,40 @@ def test_render_now_images_official_layout(tmp_path):
     assert img.shape == (64, 64, 3)
     assert (root / "iphone_pictures" / "SYN_0002" / "selfie" / "IMG_0003.jpg").is_file()
     assert render_now_images(root, image_size=64, progress=False) == 0  # resumable: nothing left to do
+
+
+def test_head_renderer_with_uv_texture_space(tmp_path, renderer):
+    """The FLAME texture-space path: a file in FLAME_texture.npz format with a UV layout on the model's faces."""
+    from facecourse.render import load_texture_model
+
+    flame = renderer.flame
+    v = flame.v_template.numpy()
+    uv = (v[:, :2] - v[:, :2].min(0)) / (v[:, :2].max(0) - v[:, :2].min(0))  # planar layout, one vt per vertex
+    lines = [f"v {x} {y} {z}" for x, y, z in v] + [f"vt {a} {b}" for a, b in uv]
+    lines += [f"f {a + 1}/{a + 1} {b + 1}/{b + 1} {c + 1}/{c + 1}" for a, b, c in flame.faces.tolist()]
+    (tmp_path / "head_template.obj").write_text("\n".join(lines) + "\n")
+    size = 16
+    mean = np.zeros((size, size, 3))
+    mean[..., 1] = 200.0  # BGR: green
+    tex_dir = np.zeros((size, size, 3, 3))
+    tex_dir[..., 2, 0] = 255.0  # component 0 adds red
+    np.savez(tmp_path / "FLAME_texture.npz", mean=mean.reshape(-1), tex_dir=tex_dir.reshape(-1, 3))
+    model = load_texture_model(tmp_path / "FLAME_texture.npz", n_components=3)
+    textured = HeadRenderer(flame, renderer.masks, texture_model=model)
+    assert textured.albedo_model.n_components == 3
+    colours = []
+    for code in ([0.0, 0.0, 0.0], [0.8, 0.0, 0.0]):
+        data = generate(1, 48, seed=0, renderer=textured,
+                        identity={"shape": torch.zeros(1, 20), "albedo": torch.tensor([code])})
+        colours.append(data.images[0][:, data.skin_mask[0, 0].bool()].mean(1))
+    assert colours[0][1] > 0.2 and colours[0][0] < 0.02 and colours[0][2] < 0.02  # green mean texture
+    assert colours[1][0] > 0.2  # component 0 adds red
+    with pytest.raises(ValueError, match="UV faces"):
+        HeadRenderer(flame, renderer.masks, texture_model=load_texture_model(tmp_path / "FLAME_texture.npz", 3,
+                     uv_obj=_tiny_obj(tmp_path)))
+
+
+def _tiny_obj(tmp_path):
+    path = tmp_path / "tiny.obj"
+    path.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nf 1/1 2/2 3/3\n")
+    return path

@@ -70,16 +70,24 @@ class HeadRenderer:
     The one rendering path for the synthetic data and for analysis-by-synthesis fitting.
     """
 
-    def __init__(self, flame, masks: dict, backend: str = "torch"):
+    def __init__(self, flame, masks: dict, backend: str = "torch", texture_model=None):
         """
         Args:
             flame: a :class:`facecourse.flame.FLAME`.
             masks: its vertex regions (:func:`facecourse.flame.load_masks`).
             backend: rasteriser backend (:func:`facecourse.render.rasterize_any`).
+            texture_model: optional :class:`facecourse.render.UVTextureModel` (FLAME's texture space, UV
+                layout on the same faces); the ``albedo`` codes then index it instead of the per-vertex
+                model.
         """
         self.flame = flame
         self.masks = masks
-        self.albedo_model = synthetic_albedo_model(flame.v_template, masks)
+        if texture_model is not None and texture_model.uv_faces.shape != flame.faces.shape:
+            raise ValueError(f"texture UV faces {tuple(texture_model.uv_faces.shape)} do not match the model's "
+                             f"faces {tuple(flame.faces.shape)}")
+        self.texture_model = texture_model
+        self.albedo_model = texture_model if texture_model is not None else synthetic_albedo_model(
+            flame.v_template, masks)
         v = flame.n_vertices
         self.face_vertices = torch.zeros(v, dtype=torch.bool)
         if "face" in masks:
@@ -87,12 +95,18 @@ class HeadRenderer:
         self.backend = backend
 
     @classmethod
-    def default(cls, size: str = "small", n_shape: int = 100, n_exp: int = 50, backend: str = "torch"):
-        """The course's model (real FLAME when present, else synthetic; :func:`facecourse.flame.default_model_path`)."""
-        from facecourse.flame import FLAME, default_model_path, load_masks
+    def default(cls, size: str = "small", n_shape: int = 100, n_exp: int = 50, backend: str = "torch",
+                n_texture: int = 50):
+        """The course's model: real FLAME when present, else synthetic (:func:`facecourse.flame.default_model_path`),
+        with FLAME's UV texture space when the model is real and a texture file is present
+        (:func:`facecourse.render.albedo.find_texture_model`), else the per-vertex albedo model."""
+        from facecourse.flame import FLAME, default_model_path, is_synthetic, load_masks
+        from facecourse.render.albedo import find_texture_model, load_texture_model
 
         path = default_model_path(size)
-        return cls(FLAME.from_file(path, n_shape=n_shape, n_exp=n_exp), load_masks(path.parent), backend)
+        texture_path = None if is_synthetic(path) else find_texture_model()
+        texture = load_texture_model(texture_path, n_texture, resolution=256) if texture_path else None
+        return cls(FLAME.from_file(path, n_shape=n_shape, n_exp=n_exp), load_masks(path.parent), backend, texture)
 
     def geometry(self, params: dict):
         """FLAME output for ``params`` (``shape``, ``expression``, ``global_pose``, ``jaw_pose``; optional
@@ -119,9 +133,15 @@ class HeadRenderer:
         """
         geo = self.geometry(params)
         cam = WeakPerspectiveCamera(params["camera"])
-        albedo = self.albedo_model.to(geo.vertices.device)(params["albedo"])
-        out = render(geo.vertices, self.flame.faces, cam, image_size, albedo=albedo, lighting=params["lighting"],
-                     background=background, backend=self.backend)
+        if self.texture_model is not None:
+            tex = self.texture_model(params["albedo"].to(self.texture_model.mean))
+            out = render(geo.vertices, self.flame.faces, cam, image_size, texture=tex.to(geo.vertices),
+                         face_uv=self.texture_model.face_uv().to(geo.vertices), lighting=params["lighting"],
+                         background=background, backend=self.backend)
+        else:
+            albedo = self.albedo_model.to(geo.vertices.device)(params["albedo"])
+            out = render(geo.vertices, self.flame.faces, cam, image_size, albedo=albedo,
+                         lighting=params["lighting"], background=background, backend=self.backend)
         lmk = cam.project(geo.landmarks)
         from facecourse.losses.photometric import region_mask  # lazy: losses import render
 

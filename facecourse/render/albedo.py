@@ -227,6 +227,28 @@ def load_texture_model(path: str | Path, n_components: int = 50, uv_obj: str | P
     return UVTextureModel(mean_t, basis_t, uv, uv_faces)
 
 
+#: Official texture-space files, searched in this order by :func:`find_texture_model`.
+TEXTURE_FILES = ("FLAME_albedo_from_BFM.npz", "FLAME_texture.npz")
+
+
+def find_texture_model(folders=None) -> Path | None:
+    """The first official FLAME texture space present (``None`` if none).
+
+    Looks for :data:`TEXTURE_FILES` in ``folders`` (default: the data directory and its ``FLAME2020``
+    folder, where the FLAME model lives; ``head_template.obj`` with the UV layout must sit beside it).
+    """
+    if folders is None:
+        from facecourse.data.paths import data_dir
+
+        folders = (data_dir(), data_dir() / "FLAME2020")
+    for folder in folders:
+        for name in TEXTURE_FILES:
+            path = Path(folder) / name
+            if path.is_file():
+                return path
+    return None
+
+
 def sample_texture(texture: torch.Tensor, uv: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Bilinearly sample texture images at per-pixel UV coordinates (differentiable in both).
 
