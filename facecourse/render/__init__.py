@@ -7,6 +7,7 @@ from facecourse.render.albedo import (
     SYNTHETIC_COMPONENTS,
     UVTextureModel,
     VertexAlbedoModel,
+    find_texture_model,
     load_obj_uv,
     load_texture_model,
     sample_texture,
@@ -35,8 +36,8 @@ from facecourse.render.shading import SH_CONSTANTS, directional_sh, sh_basis, sh
 
 __all__ = [
     "Fragments", "PerspectiveCamera", "RenderOutput", "SH_CONSTANTS", "SYNTHETIC_COMPONENTS", "UVTextureModel",
-    "VertexAlbedoModel", "WeakPerspectiveCamera", "barycentrics_from_faces", "directional_sh", "frontal_rotation",
-    "interpolate", "interpolate_face_attributes", "load_obj_uv", "load_texture_model", "ndc_to_pixels",
+    "VertexAlbedoModel", "WeakPerspectiveCamera", "barycentrics_from_faces", "directional_sh", "find_texture_model",
+    "frontal_rotation", "interpolate", "interpolate_face_attributes", "load_obj_uv", "load_texture_model", "ndc_to_pixels",
     "perspective", "pixel_centers", "pixels_to_ndc", "pytorch3d_available", "rasterize", "rasterize_any",
     "render", "resolve_backend", "sample_texture", "sh_basis", "sh_shading", "synthetic_albedo_model",
     "weak_perspective",
