@@ -151,6 +151,15 @@ def test_normals_point_outwards(arrays):
     for idx, c in zip(mesh.eyeballs, eye_centres(Anatomy())):
         sel = np.isin(f, idx).all(1)
         assert (np.einsum("ij,ij->i", fn[sel], v[f[sel]].mean(1) - c) > 0).all()
+    # no folded triangles: neighbours across every interior edge face roughly the same way
+    unit = fn / np.linalg.norm(fn, axis=1, keepdims=True)
+    e = _edges(f)
+    fid = np.tile(np.arange(len(f)), 3)
+    order = np.lexsort((e.max(1), e.min(1)))
+    es, fs = np.sort(e, 1)[order], fid[order]
+    pair = (es[1:] == es[:-1]).all(1)
+    dots = np.einsum("ij,ij->i", unit[fs[:-1][pair]], unit[fs[1:][pair]])
+    assert dots.min() > -0.7, dots.min()
 
 
 def test_lips_are_separate_along_the_mouth_line(arrays):

@@ -384,11 +384,11 @@ def lid_weights(mesh: HeadMesh, anatomy: Anatomy, upper: bool) -> np.ndarray:
         psi, eps, dist = geo.eye_local_angles(p, side, anatomy)
         low, up = geo.eye_opening_angles(psi, anatomy)
         if upper:
-            t = 1.0 - (eps - up) / np.deg2rad(38.0)
-            side_w = _smoothstep(t) * (eps >= up - 1e-6)
+            t = 1.0 - np.clip(eps - up, 0, None) / np.deg2rad(38.0)
+            side_w = _smoothstep(t) * (eps >= up - np.deg2rad(2.0))  # margin vertices sit on the almond
         else:
-            t = 1.0 - (low - eps) / np.deg2rad(30.0)
-            side_w = _smoothstep(t) * (eps <= low + 1e-6)
+            t = 1.0 - np.clip(low - eps, 0, None) / np.deg2rad(30.0)
+            side_w = _smoothstep(t) * (eps <= low + np.deg2rad(2.0))
         side_w *= _smoothstep((1.0 - np.abs(psi) / (pc * 1.05)) / 0.5)
         side_w *= _smoothstep((anatomy.eye_radius + 0.012 - dist) / 0.006)
         w = np.maximum(w, side_w)

@@ -41,7 +41,7 @@ class Anatomy:
     ~0.23 m, interpupillary distance ~63 mm, eyeball radius 12.5 mm, mouth width ~50 mm.
     """
 
-    eye_centre: tuple = (0.032, 0.0, 0.064)
+    eye_centre: tuple = (0.032, 0.0, 0.0615)
     eye_radius: float = 0.0125
     lid_thickness: float = 0.0016
     #: half-angle (degrees, about the eye centre) of the eye opening from the gaze axis to a corner
@@ -116,8 +116,9 @@ def eye_centres(anatomy: Anatomy) -> np.ndarray:
 def lips_sdf(p: np.ndarray, anatomy: Anatomy) -> np.ndarray:
     """Implicit lips ``(N,)``: upper and lower lip ellipsoids meeting along the mouth line."""
     m = anatomy.mouth_y
-    upper = _ellipsoid(p, (0.0, m + 0.0072, 0.078), (0.0255, 0.0068, 0.0115))
-    lower = _ellipsoid(p, (0.0, m - 0.0078, 0.076), (0.0225, 0.0078, 0.0115))
+    bent = p + np.stack([0 * p[:, 0], 0 * p[:, 0], 11.0 * p[:, 0] ** 2], 1)  # lips follow the dental arch
+    upper = _ellipsoid(bent, (0.0, m + 0.0072, 0.079), (0.0255, 0.0068, 0.0115))
+    lower = _ellipsoid(bent, (0.0, m - 0.0078, 0.077), (0.0225, 0.0078, 0.0115))
     return _smin(upper, lower, 0.0015)
 
 
@@ -165,7 +166,7 @@ def head_sdf(p: np.ndarray, anatomy: Anatomy) -> np.ndarray:
     # neck: elliptic cylinder below the skull, leaning slightly forward towards the chest
     zc = -0.016 + 0.12 * (-0.06 - y).clip(0, None)
     neck_r = np.hypot(x / 0.054, (z - zc) / 0.057)
-    neck = np.maximum((neck_r - 1.0) * 0.054, y + 0.02)
+    neck = _smax((neck_r - 1.0) * 0.054, y + 0.02, 0.02)
     f = _smin(f, neck, 0.025)
     for c in _both((0.046, -0.068, -0.004)):  # jaw angles (gonion) and ramus
         f = _smin(f, _ellipsoid(p, c, (0.011, 0.024, 0.024)), 0.012)
@@ -177,7 +178,7 @@ def head_sdf(p: np.ndarray, anatomy: Anatomy) -> np.ndarray:
     # bumps (> 0 pushes the surface out) and dents
     bump = np.zeros(len(p))
     for c in _both((0.029, 0.018, 0.081)):  # brow ridges
-        bump += 0.0035 * _gauss(p, c, (0.016, 0.0055, 0.012))
+        bump += 0.0045 * _gauss(p, c, (0.016, 0.006, 0.012))
     bump += 0.0022 * _gauss(p, (0.0, 0.015, 0.085), (0.008, 0.006, 0.01))  # glabella
     for c in _both((0.047, -0.016, 0.058)):  # cheek bones
         bump += 0.0045 * _gauss(p, c, (0.012, 0.009, 0.013))
@@ -192,12 +193,12 @@ def head_sdf(p: np.ndarray, anatomy: Anatomy) -> np.ndarray:
     bump += 0.0015 * _gauss(p, (0.0, -0.055, 0.085), (0.0035, 0.004, 0.01))  # philtrum columns
     f = f - bump
     # eye sockets: carve, then close with the lid shells
-    for e in eye_centres(a):
-        socket = _ellipsoid(p, e + np.array([0.0, 0.0, 0.010]), (0.0205, 0.0142, 0.0155))
-        f = _smax(f, -socket, 0.009)
+    for e in eye_centres(a):  # shifted towards the nose, so the inner corner is not a deep pocket
+        socket = _ellipsoid(p, e + np.array([-0.002 * np.sign(e[0]), 0.001, 0.012]), (0.02, 0.014, 0.012))
+        f = _smax(f, -socket, 0.01)
     for e in eye_centres(a):
         lid = np.linalg.norm(p - e, axis=1) - (a.eye_radius + a.lid_thickness)
-        f = _smin(f, lid, 0.004)
+        f = _smin(f, lid, 0.006)
     return f
 
 
@@ -331,7 +332,8 @@ def eye_opening_outline(side: int, n: int, anatomy: Anatomy) -> np.ndarray:
     eps[n_up] = 0.5 * (low[n_up] + up[n_up])
     s = EYE_SIDES[side]
     u = np.stack([s * np.sin(psi) * np.cos(eps), np.sin(eps), np.cos(psi) * np.cos(eps)], 1)
-    return eye_centres(anatomy)[side] + (anatomy.eye_radius + anatomy.lid_thickness) * u
+    on_lid = eye_centres(anatomy)[side] + (anatomy.eye_radius + anatomy.lid_thickness) * u
+    return surface_points(_normalize(on_lid - STAR_CENTRE), anatomy)  # the visible surface (corners)
 
 
 def mouth_line_y(x: np.ndarray, anatomy: Anatomy) -> np.ndarray:
@@ -542,10 +544,10 @@ def _mesh_head(n_vertices: int, anatomy: Anatomy, rng: np.random.Generator) -> H
     movable = np.ones(len(v), dtype=bool)
     movable[: len(fixed)] = False
     movable[twins] = False
-    tri = delaunay_flips(v, tri)
+    tri = delaunay_flips(v, tri, anatomy)
     for _ in range(2):
         v = relax_tangentially(v, tri, movable, anatomy)
-        tri = delaunay_flips(v, tri)
+        tri = delaunay_flips(v, tri, anatomy)
     return HeadSurface(vertices=v, faces=tri, eye_outline=i_eye, mouth_upper=i_mouth, mouth_lower=mouth_lower,
                        neck_ring=i_neck, meta={"edge_scale": s0})
 
@@ -555,29 +557,39 @@ def _lift(uv: np.ndarray) -> np.ndarray:
     return np.concatenate([uv, np.zeros((len(uv), 1))], 1)
 
 
-def delaunay_flips(vertices: np.ndarray, faces: np.ndarray, max_passes: int = 20) -> np.ndarray:
-    """Flip interior edges until the surface triangulation is (nearly) Delaunay in 3D.
+def _unit_face_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
+    return _normalize(np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]))
+
+
+def _inverted(v: np.ndarray, f: np.ndarray, anatomy: Anatomy) -> np.ndarray:
+    """``(F,)`` bool: faces whose normal points against the implicit surface's normal at their centroid."""
+    return np.einsum("ij,ij->i", _unit_face_normals(v, f), sdf_normals(v[f].mean(1), anatomy)) < 0
+
+
+def delaunay_flips(vertices: np.ndarray, faces: np.ndarray, anatomy: Anatomy,
+                   max_passes: int = 20) -> np.ndarray:
+    """Flip interior edges towards a surface Delaunay triangulation without folds.
 
     An edge shared by triangles :math:`(a, b, c)` and :math:`(b, a, d)` is flipped to :math:`(c, d)` when
-    the angles opposite it sum to more than :math:`\\pi`, unless :math:`(c, d)` already exists, a vertex
-    would drop to degree 3 or less, or the new triangles would fold (normals against the old ones).
-    Boundary edges have one triangle and never flip, so holes, the mouth slit and the neck stay.
+    the angles opposite it sum to more than :math:`\\pi` or one of the triangles is folded (its normal
+    against the implicit surface's), provided both new triangles face along the surface normal,
+    :math:`(c, d)` is not an edge yet and no vertex drops to degree 3. Boundary edges have one triangle
+    and never flip, so the holes, the mouth slit and the neck stay.
 
     Returns:
-        ``(F, 3)`` faces with the same orientation convention.
+        ``(F, 3)`` faces, same orientation convention.
     """
     v = vertices
     f = faces.copy()
+    n_v = len(v)
     for _ in range(max_passes):
         e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
         opp = np.concatenate([f[:, 2], f[:, 0], f[:, 1]])
         fid = np.tile(np.arange(len(f)), 3)
-        n_v = len(v)
         key = e[:, 0] * n_v + e[:, 1]
         twin_key = e[:, 1] * n_v + e[:, 0]
         order = np.argsort(key)
-        pos = np.searchsorted(key[order], twin_key)
-        pos = np.minimum(pos, len(key) - 1)
+        pos = np.minimum(np.searchsorted(key[order], twin_key), len(key) - 1)
         has_twin = key[order][pos] == twin_key
         twin = np.where(has_twin, order[pos], -1)
         sel = np.flatnonzero(has_twin & (e[:, 0] < e[:, 1]))
@@ -590,10 +602,16 @@ def delaunay_flips(vertices: np.ndarray, faces: np.ndarray, max_passes: int = 20
             return np.arccos(np.clip(cos, -1, 1))
 
         excess = angle(c, a, b) + angle(d, a, b) - np.pi
-        cand = np.flatnonzero(excess > 1e-6)
+        folded = _inverted(v, f, anatomy)
+        bad_old = folded[fid[sel]] | folded[fid[twin[sel]]]
+        cand = np.flatnonzero((excess > 1e-6) | bad_old)
         if not len(cand):
             break
-        cand = cand[np.argsort(-excess[cand])]
+        new1 = np.stack([c[cand], a[cand], d[cand]], 1)
+        new2 = np.stack([d[cand], b[cand], c[cand]], 1)
+        ok = ~_inverted(v, new1, anatomy) & ~_inverted(v, new2, anatomy)
+        cand = cand[ok]
+        cand = cand[np.lexsort((-excess[cand], ~bad_old[cand]))]  # folds first, then the worst angles
         degree = np.bincount(e[:, 0], minlength=n_v)
         edges = set(zip(*np.sort(e, 1).T.tolist()))
         touched = np.zeros(len(f), dtype=bool)
@@ -605,15 +623,7 @@ def delaunay_flips(vertices: np.ndarray, faces: np.ndarray, max_passes: int = 20
             ak, bk, ck, dk = int(a[k]), int(b[k]), int(c[k]), int(d[k])
             if (min(ck, dk), max(ck, dk)) in edges or degree[ak] <= 3 or degree[bk] <= 3:
                 continue
-            new1, new2 = (ck, ak, dk), (dk, bk, ck)
-            n_old = np.cross(v[bk] - v[ak], v[ck] - v[ak]) + np.cross(v[ak] - v[bk], v[dk] - v[bk])
-            n1 = np.cross(v[new1[1]] - v[new1[0]], v[new1[2]] - v[new1[0]])
-            n2 = np.cross(v[new2[1]] - v[new2[0]], v[new2[2]] - v[new2[0]])
-            if n1 @ n_old <= 0.3 * np.linalg.norm(n1) * np.linalg.norm(n_old) or \
-                    n2 @ n_old <= 0.3 * np.linalg.norm(n2) * np.linalg.norm(n_old):
-                continue
-            # keep the orientation of t1 = (a, b, c) (e.g. a->b is one of its directed edges)
-            f[t1], f[t2] = new1, new2
+            f[t1], f[t2] = (ck, ak, dk), (dk, bk, ck)
             touched[[t1, t2]] = True
             edges.discard((min(ak, bk), max(ak, bk)))
             edges.add((min(ck, dk), max(ck, dk)))
@@ -646,6 +656,13 @@ def relax_tangentially(vertices: np.ndarray, faces: np.ndarray, movable: np.ndar
     moved = v[idx] + strength * delta
     dirs = _normalize(moved - STAR_CENTRE)
     v[idx] = STAR_CENTRE + cast_rays(dirs, anatomy)[:, None] * dirs
+    before = _inverted(vertices, faces, anatomy)
+    for _ in range(5):  # undo moves that fold a triangle
+        worse = _inverted(v, faces, anatomy) & ~before
+        if not worse.any():
+            break
+        back = np.unique(faces[worse])
+        v[back] = vertices[back]
     return v
 
 
