@@ -45,7 +45,7 @@ JOINT_NAMES = ("global", "neck", "jaw", "left_eye", "right_eye")
 PARENTS = (-1, 0, 1, 1, 1)
 #: Vertex budgets: head surface vertices and eyeball (rings, segments); "full" totals FLAME's 5023.
 SIZES = {
-    "small": {"head": 1300, "eye_rings": 8, "eye_segments": 12},
+    "small": {"head": 1500, "eye_rings": 9, "eye_segments": 14},
     "full": {"head": 5023 - 2 * (2 + 14 * 20), "eye_rings": 14, "eye_segments": 20},
 }
 N_SHAPE, N_EXPRESSION = 300, 100
@@ -832,7 +832,7 @@ def build_synthetic_flame(out_dir: str | os.PathLike, size: str = "small", seed:
 
     Args:
         out_dir: destination folder (created).
-        size: ``"small"`` (~1.5k vertices) or ``"full"`` (5023 vertices, FLAME's count).
+        size: ``"small"`` (1756 vertices, for CI and notebooks) or ``"full"`` (5023 vertices, FLAME's count).
         seed: seeds the vertex sampling and the tail of the identity spectrum.
     """
     _check_size(size)

@@ -143,7 +143,7 @@ def ear_sdf(p: np.ndarray, side: int, anatomy: Anatomy) -> np.ndarray:
     tilt = np.deg2rad(18.0)  # long axis tilted back
     qy = q[:, 1] * np.cos(tilt) + q[:, 2] * np.sin(tilt)
     qz = -q[:, 1] * np.sin(tilt) + q[:, 2] * np.cos(tilt)
-    qx = q[:, 0] * s - 0.004 * (qz / 0.016)  # back rim stands off the head
+    qx = q[:, 0] * s - 0.0025 * (qz / 0.016)  # back rim stands off the head
     local = np.stack([qx, qy, qz], 1)
     ear = _ellipsoid(local, (0, 0, 0), (0.0075, 0.029, 0.016))
     concha = _ellipsoid(local, (0.008, -0.003, 0.003), (0.0045, 0.011, 0.0085))
@@ -378,7 +378,7 @@ def face_density(p: np.ndarray, anatomy: Anatomy) -> np.ndarray:
     eyes = sum(_gauss(p, e + np.array([0, 0, 0.01]), (0.016, 0.011, 0.02)) for e in eye_centres(anatomy))
     mouth = _gauss(p, (0.0, anatomy.mouth_y, 0.085), (0.024, 0.01, 0.02))
     nose = _gauss(p, (0.0, -0.03, 0.1), (0.012, 0.014, 0.02))
-    return 1.0 / (1.0 + 0.9 * face + 0.6 * np.minimum(eyes + mouth + nose, 1.0))
+    return 1.0 / (1.0 + 1.2 * face + 0.7 * np.minimum(eyes + mouth + nose, 1.0))
 
 
 def farthest_point_sampling(points: np.ndarray, n: int, spacing: np.ndarray, fixed: np.ndarray) -> np.ndarray:
