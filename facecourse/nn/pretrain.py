@@ -34,8 +34,8 @@ from facecourse.data.paths import data_dir
 from facecourse.nn.autoencoder import COMA_FILTERS, MeshAutoencoder
 from facecourse.nn.hierarchy import build_hierarchy
 from facecourse.spectral.eigen import topology_hash
+from facecourse.units import M_TO_MM
 
-M_TO_MM = 1000.0
 CHECKPOINT_FORMAT = "facecourse-mesh-autoencoder-v1"
 DATA_SOURCES = ("auto", "synthetic", "coma")
 

@@ -1,13 +1,12 @@
 """Units at the NoW boundary.
 
 FLAME and all model space in facecourse are in metres; NoW scans, landmarks and every reported error are
-in millimetres. The conversion happens here, by name, and nowhere else.
+in millimetres (:data:`facecourse.units.M_TO_MM`). The NoW side converts here, by name.
 """
 
 from __future__ import annotations
 
-#: Metres to millimetres.
-M_TO_MM = 1000.0
+from facecourse.units import M_TO_MM
 
 #: Factor turning a prediction's unit into the scans' millimetres (used by the metrical protocol only; the
 #: non-metrical protocol estimates the scale and is unit-free).

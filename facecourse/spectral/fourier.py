@@ -18,9 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from facecourse.spectral.eigen import Eigenbasis
-
-#: Model space (FLAME) is in metres; reported errors are in millimetres.
-M_TO_MM = 1000.0
+from facecourse.units import M_TO_MM
 
 
 def _numpy(x) -> np.ndarray:

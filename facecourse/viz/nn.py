@@ -10,6 +10,7 @@ from matplotlib.collections import LineCollection
 import numpy as np
 
 from facecourse.viz.mesh import _numpy, plot_mesh, view_rotation
+from facecourse.units import M_TO_MM
 
 
 def _grid(n: int, ncols: int, panel_size: float):
@@ -97,7 +98,7 @@ def plot_reconstructions(inputs, reconstructions, faces, azimuth: float = 0.0, m
     x, y = _numpy(inputs), _numpy(reconstructions)
     if x.shape != y.shape or x.ndim != 3:
         raise ValueError(f"inputs and reconstructions must both be (N, V, 3), got {x.shape} and {y.shape}")
-    err = np.linalg.norm(x - y, axis=-1) * 1000.0
+    err = np.linalg.norm(x - y, axis=-1) * M_TO_MM
     vmax = float(err.max()) if max_error_mm is None else max_error_mm
     n = len(x)
     fig, axes = plt.subplots(3, n, figsize=(panel_size * n, panel_size * 3), squeeze=False)
