@@ -253,7 +253,7 @@ def test_shape_components_ordered_like_pca(arrays):
 
 def test_identity_extremes_stay_plausible(arrays):
     mesh = arrays["mesh"]
-    v, sd = mesh.vertices, arrays["shapedirs"]
+    sd = arrays["shapedirs"]
     for k in range(N_SHAPE_DEFINED):
         for s in (-3.0, 3.0):
             d = np.linalg.norm(s * sd[:, :, k], axis=1)

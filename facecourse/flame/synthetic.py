@@ -405,7 +405,7 @@ def _lid_closure(mesh: HeadMesh, anatomy: Anatomy, fraction_upper: float, fracti
     wu, wl = lid_weights(mesh, anatomy, True), lid_weights(mesh, anatomy, False)
     for side in sides:
         e = geo.eye_centres(anatomy)[side]
-        psi, eps, _ = geo.eye_local_angles(p, side, anatomy)
+        psi = geo.eye_local_angles(p, side, anatomy)[0]
         low, up = geo.eye_opening_angles(psi, anatomy)
         near = np.linalg.norm(p - e, axis=1) < anatomy.eye_radius + 0.02
         for w, angle in ((wu, fraction_upper * (up - low)), (wl, -fraction_lower * (up - low))):
@@ -419,7 +419,7 @@ def _expression_fields(mesh: HeadMesh, anatomy: Anatomy) -> list[tuple[str, np.n
     """Named expression displacement fields ``[(name, (V, 3))]`` (metres for a unit coefficient)."""
     a = anatomy
     p, n = mesh.vertices, mesh.normals
-    x, y, z = p[:, 0], p[:, 1], p[:, 2]
+    x = p[:, 0]
     zero, one = np.zeros_like(x), np.ones_like(x)
     sx = np.sign(x)
     jaw = jaw_weights(mesh, anatomy)
@@ -588,7 +588,7 @@ def static_landmark_targets(mesh: HeadMesh, anatomy: Anatomy = Anatomy()) -> np.
     # left eye (side 0): 42 inner corner, 43 44 upper lid outwards, 45 outer, 46 47 lower lid back
     pts[42:48] = [lid(0, -pc, True), lid(0, -third, True), lid(0, third, True), lid(0, pc, True),
                   lid(0, third, False), lid(0, -third, False)]
-    w, m = a.mouth_half_width, a.mouth_y
+    m = a.mouth_y
     corner = mesh.vertices[mesh.mouth_upper[[0, -1]]]
     ux = np.array([-0.017, -0.007, 0.0, 0.007, 0.017])
     uy = m + np.array([0.0085, 0.0125, 0.011, 0.0125, 0.0085])
@@ -604,7 +604,6 @@ def static_landmark_targets(mesh: HeadMesh, anatomy: Anatomy = Anatomy()) -> np.
     pts[60], pts[64] = corner[0], corner[1]
     pts[61:64] = inner
     pts[65:68] = inner[::-1]
-    del w
     return pts[17:]
 
 
