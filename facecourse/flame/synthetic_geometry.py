@@ -373,12 +373,13 @@ def neck_cut_points(n: int, anatomy: Anatomy) -> np.ndarray:
 
 
 def face_density(p: np.ndarray, anatomy: Anatomy) -> np.ndarray:
-    """Relative target edge length ``(N,)`` in (0, 1]: small on the face, 1 on the scalp and neck."""
+    """Relative target edge length ``(N,)`` in (0, 1]: small on the face and ears, 1 on the scalp and neck."""
     face = _gauss(p, (0.0, -0.03, 0.09), (0.045, 0.05, 0.05))
     eyes = sum(_gauss(p, e + np.array([0, 0, 0.01]), (0.016, 0.011, 0.02)) for e in eye_centres(anatomy))
     mouth = _gauss(p, (0.0, anatomy.mouth_y, 0.085), (0.024, 0.01, 0.02))
     nose = _gauss(p, (0.0, -0.03, 0.1), (0.012, 0.014, 0.02))
-    return 1.0 / (1.0 + 1.2 * face + 0.7 * np.minimum(eyes + mouth + nose, 1.0))
+    ears = sum(_gauss(p, ear_centre(s, anatomy), (0.012, 0.03, 0.018)) for s in (0, 1))
+    return 1.0 / (1.0 + 1.2 * face + 0.7 * np.minimum(eyes + mouth + nose, 1.0) + 0.8 * ears)
 
 
 def farthest_point_sampling(points: np.ndarray, n: int, spacing: np.ndarray, fixed: np.ndarray) -> np.ndarray:
