@@ -38,6 +38,16 @@ def arrays():
     return make_synthetic_model("small", 0)
 
 
+@pytest.fixture(scope="module")
+def full_arrays():
+    return make_synthetic_model("full", 0)
+
+
+@pytest.fixture(params=["small", "full"])
+def any_arrays(request):
+    return request.getfixturevalue("arrays" if request.param == "small" else "full_arrays")
+
+
 def _edges(faces):
     return np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
 
@@ -87,11 +97,12 @@ def test_real_head_size(model):
     assert 0.2 < np.ptp(v[:, 1]) < 0.34  # crown to the neck cut
 
 
-def test_full_size_has_flames_vertex_count(tmp_path):
-    m = load_model(build_synthetic_flame(tmp_path, "full", seed=0))
+def test_full_size_has_flames_vertex_count(full_arrays):
+    m = full_arrays
     assert m["v_template"].shape == (5023, 3)
     assert 9000 < len(m["f"]) < 10500
     np.testing.assert_allclose(m["J_regressor"] @ m["v_template"], m["J"], atol=1e-12)
+    np.testing.assert_allclose(m["weights"].sum(1), 1.0, atol=1e-12)
 
 
 def test_deterministic_and_idempotent(small_dir, tmp_path):
@@ -115,8 +126,8 @@ def test_bad_arguments():
 # ---------------------------------------------------------------------------------------------- mesh
 
 
-def test_mesh_is_head_surface_plus_two_eyeballs(arrays):
-    mesh = arrays["mesh"]
+def test_mesh_is_head_surface_plus_two_eyeballs(any_arrays):
+    mesh = any_arrays["mesh"]
     v, f = mesh.vertices, mesh.faces
     n_comp, label = connected_components(adjacency_matrix(f, len(v)), directed=False)
     assert n_comp == 3
@@ -141,8 +152,8 @@ def test_mesh_is_head_surface_plus_two_eyeballs(arrays):
     assert not (bverts & (set(mesh.left_eyeball) | set(mesh.right_eyeball)))
 
 
-def test_normals_point_outwards(arrays):
-    mesh = arrays["mesh"]
+def test_normals_point_outwards(any_arrays):
+    mesh = any_arrays["mesh"]
     v, f = mesh.vertices, mesh.faces
     fn = _face_normals(v, f)
     head = (f < mesh.n_head).all(1)
@@ -162,8 +173,8 @@ def test_normals_point_outwards(arrays):
     assert dots.min() > -0.7, dots.min()
 
 
-def test_lips_are_separate_along_the_mouth_line(arrays):
-    mesh = arrays["mesh"]
+def test_lips_are_separate_along_the_mouth_line(any_arrays):
+    mesh = any_arrays["mesh"]
     up, low = mesh.mouth_upper, mesh.mouth_lower
     assert up[0] == low[0] and up[-1] == low[-1]  # shared corners
     assert not set(up[1:-1]) & set(low[1:-1])
@@ -264,6 +275,29 @@ def test_identity_extremes_stay_plausible(arrays):
         np.testing.assert_allclose(sd[idx, :, :300], np.broadcast_to(sd[idx[:1], :, :300], sd[idx, :, :300].shape),
                                    atol=1e-12)
         assert (sd[idx, :, 300:] == 0).all()
+
+
+def test_pupils_are_visible_through_the_eye_openings(any_arrays):
+    import trimesh
+
+    mesh = any_arrays["mesh"]
+    head = trimesh.Trimesh(mesh.vertices, mesh.faces[(mesh.faces < mesh.n_head).all(1)], process=False)
+    for idx in mesh.eyeballs:
+        ring = mesh.vertices[idx]
+        front = ring[ring[:, 2] > ring[:, 2].max() - 0.02 * Anatomy().eye_radius]  # pupil (lids may cover iris)
+        hits = head.ray.intersects_any(front + [0, 0, 1e-5], np.tile([0.0, 0.0, 1.0], (len(front), 1)))
+        assert not hits.any()
+
+
+def test_jaw_corrective_thins_the_cheeks(arrays):
+    mesh, pd = arrays["mesh"], arrays["posedirs"]
+    k = 9 * (2 - 1) + 3 * 2 + 1  # jaw joint, element (2, 1) of R - I = sin(opening angle)
+    v = mesh.vertices
+    cheek = (np.abs(v[:, 0]) > 0.03) & (v[:, 1] < -0.03) & (v[:, 1] > -0.07) & (v[:, 2] > 0.03)
+    moved = np.abs(pd[:, 0, k]) > 1e-4
+    assert (np.sign(pd[cheek & moved, 0, k]) == -np.sign(v[cheek & moved, 0])).all() and (cheek & moved).sum() > 5
+    assert (pd[mesh.n_head:] == 0).all()
+    assert np.abs(pd).max() < 0.02  # correctives are small (< 2 cm per unit of sin(angle))
 
 
 def test_eye_closure_closes_the_lids(arrays):
