@@ -41,3 +41,4 @@ def test_mesh_round_trip(tmp_path):
         np.testing.assert_allclose(v, m.vertices, atol=1e-6)
         np.testing.assert_array_equal(f, m.faces)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temp files left"
+
