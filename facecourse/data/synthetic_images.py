@@ -359,12 +359,14 @@ def render_now_images(dataset_dir, image_size: int = 512, seed: int = 0, progres
 
     root = Path(dataset_dir)
     meta = json.loads((root / META_FILE).read_text())
+    todo = [im for split in ("val", "test") for im in read_image_list(root, split)
+            if not image_path(root, im).is_file()]
+    if not todo:
+        return 0
     model = Path(meta.get("flame_model") or synthetic_model_path("full"))
     if not model.is_file():
         model = synthetic_model_path("full")
     renderer = HeadRenderer(FLAME.from_file(model, n_shape=meta["n_shape"], n_exp=50), load_masks(model.parent))
-    todo = [im for split in ("val", "test") for im in read_image_list(root, split)
-            if not image_path(root, im).is_file()]
     gen = torch.Generator().manual_seed(seed)
     n_alb = renderer.albedo_model.n_components
     albedos = {s: torch.randn(1, n_alb, generator=gen).clamp(-2, 2) for s in sorted(meta["subjects"])}

@@ -166,8 +166,8 @@ def write_synthetic_now(root: str | os.PathLike, flame, eyeball_vertices=None, s
         "version": SYNTHETIC_NOW_VERSION, "seed": seed, "flame_model": str(getattr(flame, "source", "")),
         "n_shape": flame.n_shape, "units": {"scans": "mm", "synthetic_ground_truth": "m"},
         "subjects": {s: {"split": sp, "shape": b.round(6).tolist()} for (sp, s), b in zip(subjects, betas)},
-        "note": "image lists reference photos under iphone_pictures/ that the renderer adds later; the "
-                "evaluation only reads predictions",
+        "note": "photos under iphone_pictures/ are rendered by "
+                "facecourse.data.synthetic_images.render_now_images; the evaluation only reads predictions",
     }
     with atomic_open(root / META_FILE, "w") as handle:  # written last: its presence means complete
         json.dump(meta, handle, indent=1)
@@ -187,7 +187,9 @@ def build_synthetic_now(out_dir: str | os.PathLike, seed: int = 0, n_shape: int 
     """Build the synthetic NoW-format set under ``out_dir`` (the ``NoW_Dataset`` folder); idempotent.
 
     Every file is written atomically and the metadata file last, so a finished set is recognised and kept
-    (a second call returns at once) and an interrupted one is completed. Takes a few seconds.
+    and an interrupted one is completed. Then the photos of the image lists are rendered
+    (:func:`facecourse.data.synthetic_images.render_now_images`, resumable: only missing photos are drawn).
+    Takes about half a minute on a laptop CPU.
 
     Args:
         out_dir: the ``NoW_Dataset`` folder to fill (``data_dir()/"synthetic"/"NoW_Dataset"`` by default
@@ -198,19 +200,22 @@ def build_synthetic_now(out_dir: str | os.PathLike, seed: int = 0, n_shape: int 
     Returns:
         The dataset folder ``out_dir/final_release_version`` (pass it to ``now-eval --dataset``).
     """
+    from facecourse.data.synthetic_images import render_now_images
+
     root = Path(out_dir) / DATASET_SUBDIR.name
-    if is_complete(root):
-        return root
-    import torch
+    if not is_complete(root):
+        import torch
 
-    from facecourse.flame import FLAME, load_masks, synthetic_model_path
+        from facecourse.flame import FLAME, load_masks, synthetic_model_path
 
-    model_path = synthetic_model_path("full")
-    flame = FLAME.from_file(model_path, n_shape=n_shape, n_exp=0, dtype=torch.float64)
-    masks = load_masks(model_path.parent / "FLAME_masks.pkl")
-    eyes = np.concatenate([np.asarray(masks[k], dtype=np.int64) for k in ("left_eyeball", "right_eyeball")])
-    root.mkdir(parents=True, exist_ok=True)
-    return write_synthetic_now(root, flame, eyes, seed)
+        model_path = synthetic_model_path("full")
+        flame = FLAME.from_file(model_path, n_shape=n_shape, n_exp=0, dtype=torch.float64)
+        masks = load_masks(model_path.parent / "FLAME_masks.pkl")
+        eyes = np.concatenate([np.asarray(masks[k], dtype=np.int64) for k in ("left_eyeball", "right_eyeball")])
+        root.mkdir(parents=True, exist_ok=True)
+        write_synthetic_now(root, flame, eyes, seed)
+    render_now_images(root, seed=seed, progress=False)
+    return root
 
 
 def synthetic_now_dir() -> Path:
