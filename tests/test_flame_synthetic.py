@@ -116,6 +116,23 @@ def test_deterministic_and_idempotent(small_dir, tmp_path):
                               load_model(small_dir)["shapedirs"][..., N_SHAPE_DEFINED - 1])
 
 
+def test_failed_build_leaves_the_folder_untouched(tmp_path, monkeypatch):
+    import facecourse.flame.synthetic as syn
+
+    out = tmp_path / "model"
+    build_synthetic_flame(out, "small")
+    before = {n: (out / n).read_bytes() for n in MODEL_FILES}
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(syn, "save_model", broken)
+    with pytest.raises(OSError, match="disk full"):
+        build_synthetic_flame(out, "small", seed=3)
+    assert {n: (out / n).read_bytes() for n in MODEL_FILES} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary folder left
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="size"):
         build_synthetic_flame("/tmp/never", "medium")

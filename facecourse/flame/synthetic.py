@@ -26,6 +26,8 @@ Entry point: :func:`build_synthetic_flame`. Everything else is a pure function r
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -817,6 +819,7 @@ def make_synthetic_model(size: str = "small", seed: int = 0, anatomy: Anatomy = 
     }
 
 
+#: Files of the synthetic model, in the order they are moved into place (the model last).
 MODEL_FILES = ("FLAME_masks.pkl", "landmark_embedding.npy", "flame_static_embedding.pkl",
                "flame_dynamic_embedding.npy", "generic_model.pkl")
 
@@ -825,9 +828,10 @@ def build_synthetic_flame(out_dir: str | os.PathLike, size: str = "small", seed:
     """Write the synthetic model into ``out_dir`` in the official formats; returns the ``generic_model.pkl`` path.
 
     Files: ``FLAME_masks.pkl``, ``landmark_embedding.npy`` (DECA), ``flame_static_embedding.pkl`` +
-    ``flame_dynamic_embedding.npy`` (RingNet) and, last, ``generic_model.pkl`` — so the model's presence
-    means the set is complete. Each file is written atomically; the content is a deterministic function
-    of ``(size, seed)``, so building again is harmless (idempotent).
+    ``flame_dynamic_embedding.npy`` (RingNet) and ``generic_model.pkl``. Everything is generated in a
+    temporary sibling folder first and then moved in file by file (``os.replace``), the model last, so a
+    failed build leaves ``out_dir`` untouched and the model's presence means the set is complete. The
+    content is a deterministic function of ``(size, seed)``: building again is harmless (idempotent).
 
     Args:
         out_dir: destination folder (created).
@@ -838,18 +842,26 @@ def build_synthetic_flame(out_dir: str | os.PathLike, size: str = "small", seed:
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     m = make_synthetic_model(size, int(seed))
-    save_masks(out / "FLAME_masks.pkl", m["masks"])
-    full_faces = np.concatenate([m["dynamic_faces"][0], m["static_faces"]])
-    full_bary = np.concatenate([m["dynamic_bary"][0], m["static_bary"]])
-    save_deca_landmark_embedding(out / "landmark_embedding.npy", m["static_faces"], m["static_bary"],
-                                 m["dynamic_faces"], m["dynamic_bary"], full_faces, full_bary)
-    save_ringnet_landmark_embedding(out, m["static_faces"], m["static_bary"], m["dynamic_faces"],
-                                    m["dynamic_bary"])
-    arrays = {k: m[k] for k in ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "weights",
-                                "kintree_table", "J")}
-    return save_model(out / "generic_model.pkl", arrays)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
+    try:
+        save_masks(tmp / "FLAME_masks.pkl", m["masks"])
+        full_faces = np.concatenate([m["dynamic_faces"][0], m["static_faces"]])
+        full_bary = np.concatenate([m["dynamic_bary"][0], m["static_bary"]])
+        save_deca_landmark_embedding(tmp / "landmark_embedding.npy", m["static_faces"], m["static_bary"],
+                                     m["dynamic_faces"], m["dynamic_bary"], full_faces, full_bary)
+        save_ringnet_landmark_embedding(tmp, m["static_faces"], m["static_bary"], m["dynamic_faces"],
+                                        m["dynamic_bary"])
+        arrays = {k: m[k] for k in ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "weights",
+                                    "kintree_table", "J")}
+        save_model(tmp / "generic_model.pkl", arrays)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in MODEL_FILES:  # generic_model.pkl last
+            os.replace(tmp / name, out / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out / "generic_model.pkl"
 
 
 __all__ = [
