@@ -115,3 +115,17 @@ def test_real_layout_baselines_have_no_ground_truth(dataset, tmp_path):
     assert list(base) == (["mean face (template)"] if real_model_path().is_file()
                           else ["mean face (SYNTHETIC FLAME: get FLAME 2020)"])
     assert base[next(iter(base))]["all"]["n_images"] == 2
+
+
+def test_a_rebuilt_flame_model_makes_the_set_stale(dataset, tmp_path):
+    import json
+    import shutil
+
+    copy = tmp_path / "final_release_version"
+    shutil.copytree(dataset, copy)
+    assert is_complete(copy)
+    meta = json.loads((copy / "synthetic_now.json").read_text())
+    assert meta["flame_model_sha256"]
+    meta["flame_model_sha256"] = "0" * 64  # as if the synthetic FLAME had been regenerated since
+    (copy / "synthetic_now.json").write_text(json.dumps(meta))
+    assert not is_complete(copy)

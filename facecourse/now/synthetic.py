@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -36,6 +37,7 @@ import trimesh
 from scipy.spatial.transform import Rotation
 
 from facecourse.data.atomic import atomic_open
+from facecourse.data.download import sha256_file
 from facecourse.data.paths import synthetic_dir
 from facecourse.mesh import save_mesh
 from facecourse.now.crop import NOW7_NAMES
@@ -164,6 +166,7 @@ def write_synthetic_now(root: str | os.PathLike, flame, eyeball_vertices=None, s
     (root / IMAGES_SUBDIR).mkdir(parents=True, exist_ok=True)
     meta = {
         "version": SYNTHETIC_NOW_VERSION, "seed": seed, "flame_model": str(getattr(flame, "source", "")),
+        "flame_model_sha256": _model_digest(getattr(flame, "source", None)),
         "n_shape": flame.n_shape, "units": {"scans": "mm", "synthetic_ground_truth": "m"},
         "subjects": {s: {"split": sp, "shape": b.round(6).tolist()} for (sp, s), b in zip(subjects, betas)},
         "note": "photos under iphone_pictures/ are rendered by "
@@ -174,13 +177,21 @@ def write_synthetic_now(root: str | os.PathLike, flame, eyeball_vertices=None, s
     return root
 
 
+def _model_digest(path) -> str | None:
+    return sha256_file(path) if path and Path(path).is_file() else None
+
+
 def is_complete(dataset_dir: str | os.PathLike) -> bool:
-    """True when ``dataset_dir`` holds a finished synthetic set of the current version."""
-    meta = Path(dataset_dir) / META_FILE
+    """True when ``dataset_dir`` holds a finished synthetic set of the current version, made from the FLAME
+    model file that is there now (a rebuilt synthetic model makes the set stale)."""
+    meta_path = Path(dataset_dir) / META_FILE
     try:
-        return json.loads(meta.read_text()).get("version") == SYNTHETIC_NOW_VERSION
+        meta = json.loads(meta_path.read_text())
     except (OSError, ValueError):
         return False
+    digest = meta.get("flame_model_sha256")
+    return meta.get("version") == SYNTHETIC_NOW_VERSION and (
+        digest is None or digest == _model_digest(meta.get("flame_model")))
 
 
 def build_synthetic_now(out_dir: str | os.PathLike, seed: int = 0, n_shape: int = 100) -> Path:
@@ -204,6 +215,8 @@ def build_synthetic_now(out_dir: str | os.PathLike, seed: int = 0, n_shape: int 
 
     root = Path(out_dir) / DATASET_SUBDIR.name
     if not is_complete(root):
+        if (root / META_FILE).exists():  # a finished set of another version or FLAME model: start afresh
+            shutil.rmtree(root)
         import torch
 
         from facecourse.flame import FLAME, load_masks, synthetic_model_path
@@ -234,8 +247,6 @@ def synthetic_now_dir() -> Path:
     try:
         os.rename(staging, target.parent)
     except OSError:  # someone else finished first
-        import shutil
-
         shutil.rmtree(staging, ignore_errors=True)
     if not is_complete(target):
         raise RuntimeError(f"building the synthetic NoW set did not complete {target}")
