@@ -30,8 +30,7 @@ from facecourse.losses import (
     photometric_loss,
 )
 from facecourse.render.shading import SH_CONSTANTS
-
-M_TO_MM = 1000.0
+from facecourse.units import M_TO_MM
 
 
 @dataclass
