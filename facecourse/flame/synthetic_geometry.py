@@ -190,7 +190,10 @@ def head_sdf(p: np.ndarray, anatomy: Anatomy) -> np.ndarray:
     for c in _both((a.mouth_half_width + 0.002, a.mouth_y, 0.076)):  # mouth corners
         bump -= 0.0025 * _gauss(p, c, (0.004, 0.004, 0.008))
     bump -= 0.0025 * _gauss(p, (0.0, -0.087, 0.082), (0.014, 0.0035, 0.012))  # mentolabial sulcus
-    bump += 0.0015 * _gauss(p, (0.0, -0.055, 0.085), (0.0035, 0.004, 0.01))  # philtrum columns
+    for c in _both((0.0048, -0.056, 0.086)):  # philtrum columns and the groove between them
+        bump += 0.0009 * _gauss(p, c, (0.0022, 0.0045, 0.01))
+    for c in _both((0.0068, -0.0435, 0.093)):  # nostrils
+        bump -= 0.0022 * _gauss(p, c, (0.0032, 0.0022, 0.0045))
     f = f - bump
     # eye sockets: carve, then close with the lid shells
     for e in eye_centres(a):  # shifted towards the nose, so the inner corner is not a deep pocket
