@@ -282,7 +282,7 @@ def _shape_fields(p: np.ndarray, n: np.ndarray, a: Anatomy) -> list[tuple[str, n
     mouth = _gauss(p, (0.0, a.mouth_y, 0.08), (0.03, 0.012, 0.02))
     ears = [_smoothstep(-geo.ear_sdf(p, s, a) / 0.004 + 0.5) for s in (0, 1)]
     out = [
-        ("head size", 0.035 * (p - np.array([0.0, -0.02, 0.0])) * (1 - 0.7 * neck)[:, None]),
+        ("head size", 0.03 * (p - np.array([0.0, -0.02, 0.0])) * (1 - 0.7 * neck)[:, None]),
         ("head width", np.stack([0.045 * x * (1 - neck), zero, zero], 1)),
         ("head length", np.stack([zero, 0.01 * np.clip(y, 0, None), 0.045 * np.minimum(z + 0.01, 0.0)], 1)
          * (1 - neck)[:, None]),
@@ -435,7 +435,7 @@ def _expression_fields(mesh: HeadMesh, anatomy: Anatomy) -> list[tuple[str, np.n
     lower_lid = lid_weights(mesh, anatomy, False)
     head = (np.arange(len(p)) < mesh.n_head).astype(float)
     out = [
-        ("mouth open", jaw[:, None] * (np.einsum("ij,nj->ni", _rotation_x(np.array(0.12)), p - j) + j - p)),
+        ("mouth open", jaw[:, None] * (np.einsum("ij,nj->ni", _rotation_x(np.array(0.075)), p - j) + j - p)),
         ("smile", np.stack([0.003 * sx, 0.0032 * one, -0.0022 * one], 1) * corners[:, None]
          + np.stack([zero, 0.0015 * one, 0.0008 * one], 1) * cheeks[:, None]
          + np.stack([zero, 0.0008 * one, zero], 1) * lower_lid[:, None]),
@@ -455,7 +455,7 @@ def _expression_fields(mesh: HeadMesh, anatomy: Anatomy) -> list[tuple[str, np.n
          + np.stack([zero, 0.0012 * one, zero], 1) * _both(p, (0.012, -0.036, 0.09), (0.008, 0.008, 0.02))[:, None]),
         ("lips pressed", np.stack([zero, -0.0012 * (1 - 2 * jaw), -0.0012 * one], 1) * (lips * mouth)[:, None]),
         ("mouth sideways", np.stack([0.003 * one, zero, zero], 1) * (mouth * lips + 0.5 * corners)[:, None]),
-        ("jaw forward", np.stack([zero, zero, 0.0025 * one], 1) * jaw[:, None]),
+        ("jaw forward", np.stack([zero, zero, 0.0015 * one], 1) * jaw[:, None]),
         ("brows squeeze", np.stack([-0.002 * sx, zero, 0.0005 * one], 1) * inner_brows[:, None]),
         ("nose wrinkle", np.stack([zero, 0.0015 * one, zero], 1)
          * _gauss(p, (0.0, -0.015, 0.09), (0.02, 0.02, 0.03))[:, None]),
