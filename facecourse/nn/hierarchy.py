@@ -35,13 +35,14 @@ CACHE_VERSION = 1
 
 
 def decimate(vertices, faces, n_target: int) -> tuple[np.ndarray, np.ndarray]:
-    """Quadric-error decimation of a mesh down to exactly ``n_target`` vertices.
+    """Quadric-error decimation of a mesh down to ``n_target`` vertices (exactly, whenever reachable).
 
     ``fast_simplification`` (quadric error metric) runs past the target and records its edge collapses
     ``(i0, i1)`` = "vertex ``i1`` merged into ``i0``". Applying the first ``c`` collapses to the faces
     (each vertex replaced by the root of its merge chain, degenerate and duplicate triangles dropped) leaves
-    the vertices still referenced by a triangle; ``c`` is chosen so that exactly ``n_target`` remain. The
-    survivors are original vertices, so the down-sampling is an exact selection (COMA's ``D``).
+    the vertices still referenced by a triangle; ``c`` is chosen so that exactly ``n_target`` remain (when
+    no ``c`` gives that count, e.g. tiny closed components on a coarse level, the closest count is kept).
+    The survivors are original vertices, so the down-sampling is an exact selection (COMA's ``D``).
 
     Args:
         vertices: ``(V, 3)`` float positions.
@@ -49,7 +50,7 @@ def decimate(vertices, faces, n_target: int) -> tuple[np.ndarray, np.ndarray]:
         n_target: vertices to keep, ``3 <= n_target < V``.
 
     Returns:
-        ``kept (n_target,)`` int64 sorted indices of the surviving fine vertices and
+        ``kept (n_target,)`` (or the closest reachable count) int64 sorted indices of the surviving fine vertices and
         ``coarse_faces (F', 3)`` int64 indexing into ``kept``.
     """
     v = np.ascontiguousarray(np.asarray(vertices, dtype=np.float64))
@@ -69,7 +70,14 @@ def decimate(vertices, faces, n_target: int) -> tuple[np.ndarray, np.ndarray]:
         if len(kept) == n_target:
             return kept, coarse_faces
         c += len(kept) - n_target  # too many survivors: collapse more; too few: collapse less
-    raise RuntimeError(f"could not decimate {n} vertices to exactly {n_target} (mesh too small or degenerate)")
+    # The exact count is out of reach when a collapse removes a whole small closed part at once (an eyeball
+    # of a coarse level cannot shrink below a tetrahedron): keep the closest count, preferring more vertices.
+    results = (_apply_collapses(f, n, collapses[:c]) for c in range(len(collapses) + 1))
+    best = min((r for r in results if len(r[1])), key=lambda r: (abs(len(r[0]) - n_target), -len(r[0])),
+               default=None)
+    if best is None:
+        raise RuntimeError(f"could not decimate {n} vertices towards {n_target} (mesh too small or degenerate)")
+    return best
 
 
 def _apply_collapses(faces: np.ndarray, n: int, collapses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
