@@ -334,3 +334,19 @@ def test_cli_synthetic_uses_the_builders(tmp_path, monkeypatch):
     (tmp_path / "synthetic/flame/small/generic_model.pkl").unlink()
     assert load_cli().main([]) == 0  # synthetic is the default asset
     assert (tmp_path / "synthetic/flame/small/generic_model.pkl").read_bytes() == b"model small"
+
+
+def stale_marker(out_dir, size):
+    """A `current` check: only a model whose bytes say `model <size>` is current."""
+    model = out_dir / "generic_model.pkl"
+    return model.is_file() and model.read_bytes() == f"model {size}".encode()
+
+
+def test_stale_synthetic_part_is_rebuilt(tmp_path):
+    builders = (SyntheticBuilder("synthetic/flame/small", f"{__name__}:fake_flame", ("small",), "generic_model.pkl",
+                                 current=f"{__name__}:stale_marker"),)
+    (tmp_path / "synthetic/flame/small").mkdir(parents=True)
+    (tmp_path / "synthetic/flame/small/generic_model.pkl").write_bytes(b"made by older code")
+    assert build_synthetic(tmp_path, builders=builders, log=lambda _: None) == [tmp_path / "synthetic/flame/small"]
+    assert (tmp_path / "synthetic/flame/small/generic_model.pkl").read_bytes() == b"model small"
+    assert build_synthetic(tmp_path, builders=builders, log=lambda _: None) == []  # now current: kept

@@ -20,7 +20,11 @@ def test_synthetic_is_built_when_missing_and_reused(tmp_path, monkeypatch):
         out_dir.mkdir(parents=True, exist_ok=True)
         write_tiny_model_dir(out_dir)
 
-    monkeypatch.setitem(sys.modules, "facecourse.flame.synthetic", types.SimpleNamespace(build_synthetic_flame=build))
+    def is_current(out_dir, size):
+        return (out_dir / "generic_model.pkl").is_file()
+
+    monkeypatch.setitem(sys.modules, "facecourse.flame.synthetic",
+                        types.SimpleNamespace(build_synthetic_flame=build, is_current=is_current))
     path = synthetic_model_path("small")
     assert path == tmp_path / "synthetic" / "flame" / "small" / "generic_model.pkl" and path.is_file()
     assert calls == [(path.parent, "small")]

@@ -14,8 +14,8 @@ from scipy.sparse.csgraph import connected_components
 from facecourse.flame.io import (MASK_NAMES, load_deca_landmark_embedding, load_masks, load_model,
                                  load_ringnet_landmark_embedding, safe_load_pickle)
 from facecourse.flame.landmarks import yaw_for_contour_row
-from facecourse.flame.synthetic import (MODEL_FILES, N_SHAPE_DEFINED, build_synthetic_flame, contour_region,
-                                        jaw_weights, make_synthetic_model)
+from facecourse.flame.synthetic import (GENERATOR_STAMP, MODEL_FILES, N_SHAPE_DEFINED, build_synthetic_flame,
+                                        contour_region, is_current, jaw_weights, make_synthetic_model)
 from facecourse.flame.synthetic_geometry import STAR_CENTRE, Anatomy, eye_centres
 from facecourse.mesh import adjacency_matrix
 
@@ -68,8 +68,27 @@ def _vertex_normals(v, f):
 # ---------------------------------------------------------------------------------------------- layout
 
 
+def test_stamp_says_which_generator_made_the_files(small_dir, tmp_path):
+    import json
+    import shutil
+
+    assert is_current(small_dir, "small", 0)
+    assert not is_current(small_dir, "full", 0) and not is_current(small_dir, "small", 1)
+    copy = tmp_path / "copy"
+    shutil.copytree(small_dir, copy)
+    stamp = json.loads((copy / GENERATOR_STAMP).read_text())
+    stamp["generator_sha256"] = "0" * 64  # as if made by an older version of the generator
+    (copy / GENERATOR_STAMP).write_text(json.dumps(stamp))
+    assert not is_current(copy, "small", 0)
+    (small_dir / "generic_model.pkl").rename(tmp_path / "aside.pkl")
+    try:
+        assert not is_current(small_dir, "small", 0)  # an interrupted build is not current either
+    finally:
+        (tmp_path / "aside.pkl").rename(small_dir / "generic_model.pkl")
+
+
 def test_files_and_official_layout(small_dir):
-    assert sorted(p.name for p in small_dir.iterdir()) == sorted(MODEL_FILES)
+    assert sorted(p.name for p in small_dir.iterdir()) == sorted(MODEL_FILES + (GENERATOR_STAMP,))
     raw = safe_load_pickle(small_dir / "generic_model.pkl")
     v = raw["v_template"]
     n = v.shape[0]

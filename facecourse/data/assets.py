@@ -123,22 +123,25 @@ class SyntheticBuilder:
     """A generator of part of the synthetic default: ``function(out_dir, *args)`` from ``module:function``.
 
     ``target`` is the folder (relative to the data dir) it fills; ``present`` a glob inside it that marks
-    a finished build.
+    a finished build; ``current``, optionally, ``module:function`` called as ``function(target, *args)``
+    that says whether what is there is finished *and* made by the current code (else it is rebuilt).
     """
 
     target: str
     function: str
     args: tuple = ()
     present: str = ""
+    current: str = ""
 
 
 SYNTHETIC_BUILDERS: tuple[SyntheticBuilder, ...] = (
     SyntheticBuilder("synthetic/flame/small", "facecourse.flame.synthetic:build_synthetic_flame",
-                     ("small",), present="generic_model.pkl"),
+                     ("small",), present="generic_model.pkl", current="facecourse.flame.synthetic:is_current"),
     SyntheticBuilder("synthetic/flame/full", "facecourse.flame.synthetic:build_synthetic_flame",
-                     ("full",), present="generic_model.pkl"),
+                     ("full",), present="generic_model.pkl", current="facecourse.flame.synthetic:is_current"),
     SyntheticBuilder("synthetic/NoW_Dataset", "facecourse.now.synthetic:build_synthetic_now", (),
-                     present="final_release_version/imagepathsvalidation.txt"),
+                     present="final_release_version/imagepathsvalidation.txt",
+                     current="facecourse.now.synthetic:is_current"),
 )
 """What ``data_download.py synthetic`` builds, in order (the NoW set is made from synthetic FLAME heads)."""
 
@@ -478,6 +481,12 @@ def resolve_builder(dotted: str) -> Callable:
         raise DownloadError(f"synthetic: {module_name} has no function {function}") from None
 
 
+def _is_built(target: Path, builder: SyntheticBuilder) -> bool:
+    if builder.current:
+        return bool(resolve_builder(builder.current)(target, *builder.args))
+    return bool(builder.present) and _matches(target, builder.present)
+
+
 def build_synthetic(
     root: str | os.PathLike | None = None,
     *,
@@ -497,7 +506,7 @@ def build_synthetic(
     built = []
     for builder in builders:
         target = root / builder.target
-        if not force and builder.present and _matches(target, builder.present):
+        if not force and _is_built(target, builder):
             log(f"synthetic: {builder.target} already present")
             continue
         function = resolve_builder(builder.function)

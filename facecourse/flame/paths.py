@@ -29,16 +29,17 @@ def real_model_path() -> Path:
 
 
 def synthetic_model_path(size: str = "small") -> Path:
-    """Path of the synthetic FLAME-format ``generic_model.pkl``; builds it (and the files beside it) if missing.
+    """Path of the synthetic FLAME-format ``generic_model.pkl``; builds it (and the files beside it) if missing
+    or made by another version of the generator (:func:`facecourse.flame.synthetic.is_current`).
 
     Args:
         size: ``"small"`` (about 1-2k vertices, for CI and notebooks) or ``"full"`` (FLAME-size, ~5k).
     """
     _check_size(size)
     path = data_dir() / "synthetic" / "flame" / size / "generic_model.pkl"
-    if not path.is_file():
-        from facecourse.flame.synthetic import build_synthetic_flame  # lazy: heavy, and only when needed
+    from facecourse.flame.synthetic import build_synthetic_flame, is_current  # lazy: only the paths are light
 
+    if not is_current(path.parent, size):
         build_synthetic_flame(path.parent, size)
         if not path.is_file():
             raise FileNotFoundError(f"building the synthetic FLAME model did not produce {path}")

@@ -25,6 +25,8 @@ Entry point: :func:`build_synthetic_flame`. Everything else is a pure function r
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -824,6 +826,33 @@ MODEL_FILES = ("FLAME_masks.pkl", "landmark_embedding.npy", "flame_static_embedd
                "flame_dynamic_embedding.npy", "generic_model.pkl")
 
 
+#: Stamp written beside the model: which generator code, size and seed made the files.
+GENERATOR_STAMP = "synthetic_generator.json"
+
+
+def generator_digest() -> str:
+    """SHA-256 of this generator's source (this module and :mod:`synthetic_geometry`): a cached synthetic model
+    made by other code is stale and gets rebuilt."""
+    digest = hashlib.sha256()
+    for module_file in (Path(__file__), Path(geo.__file__)):
+        digest.update(module_file.read_bytes())
+    return digest.hexdigest()
+
+
+def _stamp(size: str, seed: int) -> dict:
+    return {"generator_sha256": generator_digest(), "size": size, "seed": int(seed)}
+
+
+def is_current(out_dir: str | os.PathLike, size: str = "small", seed: int = 0) -> bool:
+    """True when ``out_dir`` holds a complete synthetic model made by this generator with ``size`` and ``seed``."""
+    out = Path(out_dir)
+    try:
+        stamp = json.loads((out / GENERATOR_STAMP).read_text())
+    except (OSError, ValueError):
+        return False
+    return stamp == _stamp(size, seed) and (out / "generic_model.pkl").is_file()
+
+
 def build_synthetic_flame(out_dir: str | os.PathLike, size: str = "small", seed: int = 0) -> Path:
     """Write the synthetic model into ``out_dir`` in the official formats; returns the ``generic_model.pkl`` path.
 
@@ -856,7 +885,10 @@ def build_synthetic_flame(out_dir: str | os.PathLike, size: str = "small", seed:
         arrays = {k: m[k] for k in ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "weights",
                                     "kintree_table", "J")}
         save_model(tmp / "generic_model.pkl", arrays)
+        (tmp / GENERATOR_STAMP).write_text(json.dumps(_stamp(size, seed)))
         out.mkdir(parents=True, exist_ok=True)
+        (out / "generic_model.pkl").unlink(missing_ok=True)  # absent model = incomplete set while replacing
+        os.replace(tmp / GENERATOR_STAMP, out / GENERATOR_STAMP)
         for name in MODEL_FILES:  # generic_model.pkl last
             os.replace(tmp / name, out / name)
     finally:
@@ -865,6 +897,7 @@ def build_synthetic_flame(out_dir: str | os.PathLike, size: str = "small", seed:
 
 
 __all__ = [
+    "GENERATOR_STAMP", "generator_digest", "is_current",
     "Anatomy", "HeadMesh", "JOINT_NAMES", "MODEL_FILES", "PARENTS", "SIZES", "build_synthetic_flame",
     "contour_for_yaw", "contour_region", "jaw_weights", "make_dynamic_contour", "make_expression_basis",
     "make_head_mesh", "make_joint_regressor", "make_masks", "make_posedirs", "make_shape_basis",

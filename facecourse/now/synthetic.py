@@ -42,7 +42,8 @@ from facecourse.data.paths import synthetic_dir
 from facecourse.mesh import save_mesh
 from facecourse.now.crop import NOW7_NAMES
 from facecourse.now.layout import (
-    CHALLENGES, DATASET_SUBDIR, IMAGES_SUBDIR, NowImage, write_image_list, write_mesh_and_landmarks,
+    CHALLENGES, DATASET_SUBDIR, IMAGES_SUBDIR, NowImage, image_path, read_image_list, write_image_list,
+    write_mesh_and_landmarks,
 )
 from facecourse.now.pp import write_pp
 from facecourse.now.units import M_TO_MM
@@ -194,6 +195,18 @@ def is_complete(dataset_dir: str | os.PathLike) -> bool:
         digest is None or digest == _model_digest(meta.get("flame_model")))
 
 
+def has_images(dataset_dir: str | os.PathLike) -> bool:
+    """True when every photo named by the image lists of ``dataset_dir`` exists."""
+    root = Path(dataset_dir)
+    return all(image_path(root, im).is_file() for split in ("val", "test") for im in read_image_list(root, split))
+
+
+def is_current(out_dir: str | os.PathLike) -> bool:
+    """True when the ``NoW_Dataset`` folder ``out_dir`` holds a complete, current set with its photos."""
+    root = Path(out_dir) / DATASET_SUBDIR.name
+    return is_complete(root) and has_images(root)
+
+
 def build_synthetic_now(out_dir: str | os.PathLike, seed: int = 0, n_shape: int = 100) -> Path:
     """Build the synthetic NoW-format set under ``out_dir`` (the ``NoW_Dataset`` folder); idempotent.
 
@@ -237,7 +250,7 @@ def synthetic_now_dir() -> Path:
     A missing set is built in a staging folder and renamed into place, so readers never see half of it.
     """
     target = synthetic_dir() / DATASET_SUBDIR
-    if is_complete(target):
+    if is_current(target.parent):
         return target
     if target.parent.exists():
         return build_synthetic_now(target.parent)
