@@ -51,3 +51,25 @@ def test_sliders_move_the_k3d_mesh(flame):
     jaw.value = 0.3
     expect = head_vertices(flame, shape=torch.tensor([[2.0, 0.0]]), jaw_pose=torch.tensor([[0.3, 0.0, 0.0]]))
     np.testing.assert_allclose(np.array(mesh.vertices), expect, atol=1e-5)
+
+
+def test_head_colors_paint_eyes_and_lips():
+    import numpy as np
+
+    from facecourse.flame import load_masks, load_model, synthetic_model_path
+    from facecourse.viz.flame import IRIS, LIPS, SCLERA, SKIN, head_colors
+
+    path = synthetic_model_path("small")
+    template, masks = load_model(path)["v_template"], load_masks(path.parent)
+    colors = head_colors(template, masks)
+    assert colors.shape == template.shape and colors.min() >= 0 and colors.max() <= 1
+    np.testing.assert_allclose(colors[masks["lips"]], np.tile(LIPS, (len(masks["lips"]), 1)))
+    for name in ("left_eyeball", "right_eyeball"):
+        eye = np.asarray(masks[name])
+        iris = np.all(np.isclose(colors[eye], IRIS), axis=1)
+        assert 0 < iris.sum() < 0.25 * len(eye) and np.all(np.isclose(colors[eye][~iris], SCLERA))
+        front = template[eye, 2] > template[eye, 2].mean()
+        assert front[iris].all(), "the iris looks ahead (+z)"
+    skin = np.ones(len(template), bool)
+    skin[np.concatenate([masks["lips"], masks["left_eyeball"], masks["right_eyeball"]])] = False
+    np.testing.assert_allclose(colors[skin], np.tile(SKIN, (skin.sum(), 1)))

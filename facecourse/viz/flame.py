@@ -13,6 +13,35 @@ from facecourse.viz.mesh import k3d_mesh, plot_mesh
 
 #: Variation kinds of :func:`variation_grid`.
 KINDS = ("shape", "expression", "jaw")
+#: RGB colours of :func:`head_colors`.
+SKIN, LIPS, SCLERA, IRIS = (0.86, 0.70, 0.60), (0.72, 0.36, 0.36), (0.95, 0.95, 0.93), (0.22, 0.16, 0.12)
+
+
+def head_colors(template, masks: dict, iris_half_angle_deg: float = 28.0) -> np.ndarray:
+    """Per-vertex colours for static head views: skin, lips, white eyeballs with a dark iris looking ahead.
+
+    Without them the eyeballs are drawn in skin colour and the eyes read as closed.
+
+    Args:
+        template: ``(V, 3)`` rest-pose vertices (metres), e.g. ``flame.v_template``.
+        masks: FLAME vertex regions (:func:`facecourse.flame.load_masks`); uses ``lips``,
+            ``left_eyeball`` and ``right_eyeball``.
+        iris_half_angle_deg: eyeball vertices within this angle of the eyeball's forward axis (+z from its
+            centre) are painted as iris.
+
+    Returns:
+        ``(V, 3)`` float RGB in [0, 1]; pass as ``vertex_colors`` to :func:`facecourse.viz.plot_mesh`.
+    """
+    v = np.asarray(template.detach().cpu() if hasattr(template, "detach") else template, dtype=np.float64)
+    colors = np.tile(np.asarray(SKIN), (len(v), 1))
+    colors[np.asarray(masks["lips"], dtype=np.int64)] = LIPS
+    for name in ("left_eyeball", "right_eyeball"):
+        idx = np.asarray(masks[name], dtype=np.int64)
+        direction = v[idx] - v[idx].mean(axis=0)
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True).clip(1e-12)
+        colors[idx] = SCLERA
+        colors[idx[direction[:, 2] > np.cos(np.deg2rad(iris_half_angle_deg))]] = IRIS
+    return colors
 
 
 def slider_params(flame, shape=(), expression=(), jaw: float = 0.0) -> dict:
@@ -56,7 +85,7 @@ def variation_params(flame, kind: str, index: int, value: float) -> dict:
 
 def variation_grid(flame, rows=(("shape", 0), ("shape", 1), ("expression", 0), ("expression", 1), ("jaw", 0)),
                    values=(-2.0, 0.0, 2.0), jaw_values=(0.0, 0.15, 0.3), azimuth: float = 25.0,
-                   axes_size: float = 2.6):
+                   axes_size: float = 2.6, vertex_colors=None):
     """Static grid: one row per varied component, one column per value (front-ish view).
 
     Args:
@@ -66,6 +95,7 @@ def variation_grid(flame, rows=(("shape", 0), ("shape", 1), ("expression", 0), (
         jaw_values: jaw angles (radians) for the jaw row.
         azimuth: view angle (degrees) of :func:`facecourse.viz.plot_mesh`.
         axes_size: inches per panel.
+        vertex_colors: optional ``(V, 3)`` RGB (e.g. :func:`head_colors`).
 
     Returns:
         the matplotlib figure.
@@ -86,7 +116,7 @@ def variation_grid(flame, rows=(("shape", 0), ("shape", 1), ("expression", 0), (
             v = head_vertices(flame, **variation_params(flame, kind, index, vals[c]))
             label = (f"jaw {vals[c]:.2f} rad" if kind == "jaw"
                      else f"{'expr.' if kind == 'expression' else kind} {index + 1}: {vals[c]:+.1f}σ")
-            plot_mesh(ax, v, faces, azimuth=azimuth, title=label)
+            plot_mesh(ax, v, faces, azimuth=azimuth, title=label, vertex_colors=vertex_colors)
     fig.tight_layout()
     return fig
 
@@ -125,4 +155,4 @@ def interactive_head(flame, n_shape: int = 3, n_exp: int = 3, value_range: float
     return widgets.VBox([widgets.HBox([widgets.VBox(sliders), jaw]), plot])
 
 
-__all__ = ["KINDS", "head_vertices", "interactive_head", "slider_params", "variation_grid", "variation_params"]
+__all__ = ["KINDS", "head_colors", "head_vertices", "interactive_head", "slider_params", "variation_grid", "variation_params"]
