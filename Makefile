@@ -24,8 +24,9 @@ install: $(VENV)/.installed
 data: install
 	$(PY) data_download.py synthetic
 
+# JupyterLab refuses to run as root unless told (containers, cloud VMs): allow it only there.
 lab: data
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 test: data
 	FACECOURSE_MODE=ci $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env \
