@@ -1,4 +1,4 @@
-"""The ``facecourse`` command line: ``doctor | pretrain-encoder | train | reconstruct | now-eval``.
+"""The ``facecourse`` command line: ``doctor | pretrain-encoder | now-eval``.
 
 Each sub-command lives beside the code it drives and registers itself through an
 ``add_arguments(parser)`` / ``run(args) -> int`` pair; this module only dispatches, importing a
@@ -11,12 +11,11 @@ import argparse
 import importlib
 import sys
 
-# name -> (module holding add_arguments/run, one-line help)
+# name -> (module holding add_arguments/run, one-line help). ``train`` and ``reconstruct`` (DESIGN.md) join
+# with chapter 06, the regressor.
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("facecourse.doctor", "print versions, device, which data is present and what to do next"),
     "pretrain-encoder": ("facecourse.nn.pretrain", "pre-train the Chebyshev mesh autoencoder (3D-ID encoder)"),
-    "train": ("facecourse.train.cli", "train the FLAME regressor"),
-    "reconstruct": ("facecourse.train.reconstruct", "reconstruct FLAME meshes from images"),
     "now-eval": ("facecourse.now.cli", "evaluate predictions with the NoW protocol"),
 }
 
