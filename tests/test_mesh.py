@@ -4,7 +4,7 @@ import torch
 import trimesh
 
 from facecourse.mesh import (
-    adjacency_matrix, edges_from_faces, face_areas, face_normals, load_mesh, save_mesh, vertex_degrees,
+    adjacency_matrix, barycentric_coordinates, edges_from_faces, face_areas, face_normals, load_mesh, save_mesh, vertex_degrees,
     vertex_normals,
 )
 
@@ -42,3 +42,16 @@ def test_mesh_round_trip(tmp_path):
         np.testing.assert_array_equal(f, m.faces)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temp files left"
 
+
+
+def test_barycentric_coordinates_analytic_outside_and_degenerate():
+    a, b, c = np.array([[0.0, 0, 0]]), np.array([[2.0, 0, 0]]), np.array([[0.0, 4, 0]])
+    p = np.array([[0.5, 1.0, 0.7], [4.0, 0.0, 0.0]])  # the first above the plane (projected), the second outside
+    w = barycentric_coordinates(p, *(np.repeat(q, 2, 0) for q in (a, b, c)))
+    np.testing.assert_allclose(w, [[0.5, 0.25, 0.25], [-1.0, 2.0, 0.0]], atol=1e-12)
+    # degenerate triangles (a point, a segment): the corner nearest the point
+    deg = barycentric_coordinates(np.array([[0.9, 0, 0], [0.1, 0, 0]]), np.zeros((2, 3)),
+                                  np.array([[1.0, 0, 0], [0.0, 0, 0]]), np.array([[2.0, 0, 0], [0.0, 0, 0]]))
+    np.testing.assert_array_equal(deg, [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    with pytest.raises(ValueError, match="b must have shape"):
+        barycentric_coordinates(p, np.zeros((2, 3)), np.zeros((3, 3)), np.zeros((2, 3)))

@@ -1,15 +1,17 @@
-"""Triangle meshes: I/O, topology (edges, adjacency) and geometry (normals, areas).
+"""Triangle meshes: I/O, topology (edges, adjacency) and geometry (normals, areas,
+barycentric coordinates).
 
 Conventions: vertices ``(B, V, 3)`` or ``(V, 3)`` float, faces ``(F, 3)`` int64, counter-clockwise
 winding seen from outside (normals point out of the head).
 """
 
-from facecourse.mesh.geometry import face_areas, face_normals, vertex_normals
+from facecourse.mesh.geometry import barycentric_coordinates, face_areas, face_normals, vertex_normals
 from facecourse.mesh.io import load_mesh, save_mesh
 from facecourse.mesh.topology import adjacency_matrix, edges_from_faces, vertex_degrees
 
 __all__ = [
     "adjacency_matrix",
+    "barycentric_coordinates",
     "edges_from_faces",
     "face_areas",
     "face_normals",

@@ -1,7 +1,9 @@
-"""Differentiable per-face and per-vertex geometry on batched meshes (torch)."""
+"""Differentiable per-face and per-vertex geometry on batched meshes (torch), and barycentric coordinates
+of points in triangles (numpy, for building embeddings and sampling matrices)."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -62,3 +64,38 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor, eps: float = 1e-
         n = n.index_add(1, faces_t[:, corner], cross)
     n = n / n.norm(dim=-1, keepdim=True).clamp_min(eps)
     return n[0] if single else n
+
+
+def barycentric_coordinates(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Barycentric coordinates :math:`(w_a, w_b, w_c)` of points in triangles, one triangle per point.
+
+    The point's projection onto the triangle's plane is :math:`w_a a + w_b b + w_c c` with
+    :math:`w_a + w_b + w_c = 1` (least squares in the plane, so points off the plane are projected). Points
+    outside the triangle get negative weights; callers that need a convex combination clip. A degenerate
+    triangle (zero area) falls back to its corner nearest the point: weights ``(1, 0, 0)``, ``(0, 1, 0)`` or
+    ``(0, 0, 1)``.
+
+    Args:
+        p: ``(N, 3)`` points.
+        a, b, c: ``(N, 3)`` corners of the triangle of each point (any length unit, the same for all).
+
+    Returns:
+        ``(N, 3)`` float weights of ``a``, ``b``, ``c``, each row summing to 1.
+    """
+    p, a, b, c = (np.asarray(x, dtype=np.float64) for x in (p, a, b, c))
+    for name, x in (("p", p), ("a", a), ("b", b), ("c", c)):
+        if x.ndim != 2 or x.shape[1] != 3 or len(x) != len(p):
+            raise ValueError(f"{name} must have shape (N, 3) with N = {len(p)} (rows of p), got {x.shape}")
+    e0, e1, d = b - a, c - a, p - a
+    d00, d01, d11 = (e0 * e0).sum(1), (e0 * e1).sum(1), (e1 * e1).sum(1)
+    d20, d21 = (d * e0).sum(1), (d * e1).sum(1)
+    den = d00 * d11 - d01 * d01
+    good = den > 1e-30 * np.maximum(d00 * d11, 1e-300)
+    safe = np.where(good, den, 1.0)
+    wb = (d11 * d20 - d01 * d21) / safe
+    wc = (d00 * d21 - d01 * d20) / safe
+    w = np.stack([1.0 - wb - wc, wb, wc], axis=1)
+    if not good.all():
+        dist = np.stack([((p - q) ** 2).sum(1) for q in (a, b, c)], axis=1)
+        w[~good] = np.eye(3)[dist[~good].argmin(1)]
+    return w
