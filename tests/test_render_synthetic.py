@@ -124,28 +124,54 @@ def test_synthetic_recogniser_train_or_load_and_generalises():
     assert same < other
 
 
-def test_render_now_images_official_layout(tmp_path):
+def _tiny_now_set(root, validation_lines, test_lines):
+    """A synthetic NoW folder with two subjects (small synthetic FLAME) and the given image lists."""
     import json
 
-    import matplotlib.image as mpimg
-
-    from facecourse.data.synthetic_images import render_now_images
     from facecourse.flame import synthetic_model_path
 
-    root = tmp_path / "final_release_version"
     root.mkdir()
     meta = {"flame_model": str(synthetic_model_path("small")), "n_shape": 10,
             "subjects": {"SYN_0001": {"split": "val", "shape": [0.5] * 10},
                          "SYN_0002": {"split": "test", "shape": [-0.5] * 10}}}
     (root / "synthetic_now.json").write_text(json.dumps(meta))
-    (root / "imagepathsvalidation.txt").write_text(
-        "SYN_0001/multiview_neutral/IMG_0001.jpg\nSYN_0001/multiview_occlusions/IMG_0002.jpg\n")
-    (root / "imagepathstest.txt").write_text("SYN_0002/selfie/IMG_0003.jpg\n")
+    (root / "imagepathsvalidation.txt").write_text("".join(f"{line}\n" for line in validation_lines))
+    (root / "imagepathstest.txt").write_text("".join(f"{line}\n" for line in test_lines))
+    return root
+
+
+def test_render_now_images_official_layout(tmp_path):
+    import matplotlib.image as mpimg
+
+    from facecourse.data.synthetic_images import render_now_images
+
+    root = _tiny_now_set(tmp_path / "final_release_version",
+                         ["SYN_0001/multiview_neutral/IMG_0001.jpg", "SYN_0001/multiview_occlusions/IMG_0002.jpg"],
+                         ["SYN_0002/selfie/IMG_0003.jpg"])
     assert render_now_images(root, image_size=64, progress=False) == 3
     img = mpimg.imread(root / "iphone_pictures" / "SYN_0001" / "multiview_neutral" / "IMG_0001.jpg")
     assert img.shape == (64, 64, 3)
     assert (root / "iphone_pictures" / "SYN_0002" / "selfie" / "IMG_0003.jpg").is_file()
     assert render_now_images(root, image_size=64, progress=False) == 0  # resumable: nothing left to do
+
+
+def test_render_now_images_resumed_run_writes_the_same_images(tmp_path):
+    """Each photo's randomness (head, background, occluders) depends on its own seed only: a run that
+    resumes after some photos were written draws the same photos as an uninterrupted one."""
+    from facecourse.data.synthetic_images import render_now_images
+
+    lines = [f"SYN_0001/multiview_occlusions/IMG_000{i}.jpg" for i in (1, 2, 3)]
+    whole = _tiny_now_set(tmp_path / "whole", lines, [])
+    resumed = _tiny_now_set(tmp_path / "resumed", lines, [])
+    assert render_now_images(whole, image_size=48, progress=False) == 3
+    assert render_now_images(resumed, image_size=48, progress=False) == 3
+    photos = resumed / "iphone_pictures" / "SYN_0001" / "multiview_occlusions"
+    for name in ("IMG_0002.jpg", "IMG_0003.jpg"):  # interrupted after the first photo
+        (photos / name).unlink()
+    assert render_now_images(resumed, image_size=48, progress=False) == 2
+    for name in ("IMG_0001.jpg", "IMG_0002.jpg", "IMG_0003.jpg"):
+        expected = (whole / "iphone_pictures" / "SYN_0001" / "multiview_occlusions" / name).read_bytes()
+        assert (photos / name).read_bytes() == expected, name
 
 
 def test_head_renderer_with_uv_texture_space(tmp_path, renderer):

@@ -367,12 +367,13 @@ def render_now_images(dataset_dir, image_size: int = 512, seed: int = 0, progres
     if not model.is_file():
         model = synthetic_model_path("full")
     renderer = HeadRenderer(FLAME.from_file(model, n_shape=meta["n_shape"], n_exp=50), load_masks(model.parent))
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # per-subject albedos, drawn in a fixed (sorted) order
     n_alb = renderer.albedo_model.n_components
     albedos = {s: torch.randn(1, n_alb, generator=gen).clamp(-2, 2) for s in sorted(meta["subjects"])}
     written = 0
     for im in tqdm(todo, desc="NoW images", disable=not progress):
-        image_seed = seed * 100003 + int(hashlib.sha1(im.line.encode()).hexdigest()[:8], 16)  # resumable
+        # every random draw of an image depends on its own seed only, so a resumed run writes the same files
+        image_seed = seed * 100003 + int(hashlib.sha1(im.line.encode()).hexdigest()[:8], 16)
         style = NOW_CHALLENGE_STYLE[im.challenge]
         config = SyntheticImageConfig(n_shape=meta["n_shape"], exp_std=style["exp_std"],
                                       jaw_max_deg=style["jaw_max_deg"], yaw_max_deg=style["yaw_max_deg"],
@@ -380,7 +381,8 @@ def render_now_images(dataset_dir, image_size: int = 512, seed: int = 0, progres
         shape = torch.tensor(meta["subjects"][im.subject]["shape"], dtype=torch.float32)[None]
         data = generate(1, image_size, seed=image_seed, renderer=renderer, config=config,
                         identity={"shape": shape, "albedo": albedos[im.subject]})
-        img = _add_occluders(data.images, style["occluders"], gen) if style["occluders"] else data.images
+        occluder_gen = torch.Generator().manual_seed(image_seed + 1)  # own stream: resuming draws the same
+        img = _add_occluders(data.images, style["occluders"], occluder_gen) if style["occluders"] else data.images
         path = image_path(root, im)
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
