@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from facecourse.flame import vertex_mask
 from facecourse.render import WeakPerspectiveCamera, directional_sh, render, synthetic_albedo_model
 from facecourse.render.rasterize import Fragments
 
@@ -88,10 +89,8 @@ class HeadRenderer:
         self.texture_model = texture_model
         self.albedo_model = texture_model if texture_model is not None else synthetic_albedo_model(
             flame.v_template, masks)
-        v = flame.n_vertices
-        self.face_vertices = torch.zeros(v, dtype=torch.bool)
-        if "face" in masks:
-            self.face_vertices[torch.as_tensor(masks["face"], dtype=torch.long)] = True
+        #: ``(V,)`` bool, the skin region of the photometric loss (empty when the masks have no ``face``).
+        self.face_vertices = vertex_mask(masks, ["face"] if "face" in masks else [], flame.n_vertices)
         self.backend = backend
 
     @classmethod
