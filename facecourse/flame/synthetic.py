@@ -42,6 +42,8 @@ from facecourse.flame.io import MASK_NAMES, save_deca_landmark_embedding, save_m
     save_ringnet_landmark_embedding
 from facecourse.flame.landmarks import N_CONTOUR_ROWS, yaw_for_contour_row
 from facecourse.flame.synthetic_geometry import Anatomy
+from facecourse.mesh import geometry as mesh_geometry
+from facecourse.mesh.geometry import barycentric_coordinates
 
 #: Joint order of FLAME.
 JOINT_NAMES = ("global", "neck", "jaw", "left_eye", "right_eye")
@@ -529,26 +531,15 @@ def make_posedirs(mesh: HeadMesh, anatomy: Anatomy = Anatomy()) -> np.ndarray:
 
 def _closest_on_faces(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
                       face_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Closest surface point among the faces ``face_ids``: (face index ``(L,)``, barycentrics ``(L, 3)``)."""
+    """Closest surface point among the faces ``face_ids``: (face index ``(L,)``, barycentrics ``(L, 3)``
+    clipped to >= 0 and renormalised, so each is a convex combination: a point on its face)."""
     import igl
 
     sub = faces[face_ids]
     _, idx, closest = igl.point_mesh_squared_distance(points, vertices, sub)
     tri = vertices[sub[idx]]
-    return face_ids[idx], _barycentric(closest, tri)
-
-
-def _barycentric(p: np.ndarray, tri: np.ndarray) -> np.ndarray:
-    """Barycentric coordinates ``(L, 3)`` of points ``p`` in triangles ``tri`` ``(L, 3, 3)`` (clipped >= 0)."""
-    v0, v1 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
-    v2 = p - tri[:, 0]
-    d00, d01, d11 = (v0 * v0).sum(1), (v0 * v1).sum(1), (v1 * v1).sum(1)
-    d20, d21 = (v2 * v0).sum(1), (v2 * v1).sum(1)
-    den = d00 * d11 - d01 * d01
-    b1 = (d11 * d20 - d01 * d21) / den
-    b2 = (d00 * d21 - d01 * d20) / den
-    b = np.clip(np.stack([1 - b1 - b2, b1, b2], 1), 0.0, None)
-    return b / b.sum(1, keepdims=True)
+    b = np.clip(barycentric_coordinates(closest, tri[:, 0], tri[:, 1], tri[:, 2]), 0.0, None)
+    return face_ids[idx], b / b.sum(1, keepdims=True)
 
 
 def _front_points(xy: np.ndarray, anatomy: Anatomy) -> np.ndarray:
@@ -831,10 +822,11 @@ GENERATOR_STAMP = "synthetic_generator.json"
 
 
 def generator_digest() -> str:
-    """SHA-256 of this generator's source (this module and :mod:`synthetic_geometry`): a cached synthetic model
-    made by other code is stale and gets rebuilt."""
+    """SHA-256 of this generator's source (this module, :mod:`synthetic_geometry` and :mod:`facecourse.mesh.geometry`,
+    whose barycentric coordinates make the landmark embeddings): a cached synthetic model made by other code is
+    stale and gets rebuilt."""
     digest = hashlib.sha256()
-    for module_file in (Path(__file__), Path(geo.__file__)):
+    for module_file in (Path(__file__), Path(geo.__file__), Path(mesh_geometry.__file__)):
         digest.update(module_file.read_bytes())
     return digest.hexdigest()
 
