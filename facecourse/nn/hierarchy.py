@@ -29,6 +29,7 @@ import scipy.sparse as sp
 
 from facecourse.data.atomic import atomic_path
 from facecourse.data.paths import data_dir
+from facecourse.mesh.geometry import barycentric_coordinates
 from facecourse.spectral.eigen import topology_hash  # the one topology key of the package
 
 CACHE_VERSION = 1
@@ -124,33 +125,13 @@ def upsample_matrix(fine_vertices, coarse_vertices, coarse_faces) -> sp.csr_matr
         raise ValueError(f"coarse_faces must be a non-empty (F, 3) array, got {cf.shape}")
     _, tri, closest = igl.point_mesh_squared_distance(p, cv, cf)
     corners = cf[tri]  # (V_fine, 3)
-    w = _barycentric(closest, cv[corners[:, 0]], cv[corners[:, 1]], cv[corners[:, 2]])
+    w = barycentric_coordinates(closest, cv[corners[:, 0]], cv[corners[:, 1]], cv[corners[:, 2]])
     w = np.clip(w, 0.0, None)
     w /= w.sum(axis=1, keepdims=True)
     rows = np.repeat(np.arange(len(p)), 3)
     u = sp.csr_matrix((w.ravel(), (rows, corners.ravel())), shape=(len(p), len(cv)))
     u.sum_duplicates()
     return u
-
-
-def _barycentric(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Barycentric coordinates ``(N, 3)`` of points ``p`` in triangles ``(a, b, c)`` (all ``(N, 3)``).
-
-    Least-squares in the triangle's plane; a degenerate triangle falls back to its nearest corner.
-    """
-    e0, e1, d = b - a, c - a, p - a
-    d00, d01, d11 = (e0 * e0).sum(1), (e0 * e1).sum(1), (e1 * e1).sum(1)
-    d20, d21 = (d * e0).sum(1), (d * e1).sum(1)
-    den = d00 * d11 - d01 * d01
-    good = den > 1e-30 * np.maximum(d00 * d11, 1e-300)
-    safe = np.where(good, den, 1.0)
-    wb = (d11 * d20 - d01 * d21) / safe
-    wc = (d00 * d21 - d01 * d20) / safe
-    w = np.stack([1.0 - wb - wc, wb, wc], axis=1)
-    if not good.all():
-        dist = np.stack([((p - q) ** 2).sum(1) for q in (a, b, c)], axis=1)
-        w[~good] = np.eye(3)[dist[~good].argmin(1)]
-    return w
 
 
 @dataclass
