@@ -51,6 +51,10 @@ def test_agrees_with_trimesh():
 def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="faces"):
         SurfaceDistance(TRI[0], np.zeros((0, 3), dtype=np.int64))
+    with pytest.raises(ValueError, match="faces must be an integer array"):
+        SurfaceDistance(TRI[0], TRI[1].astype(np.float64))  # not silently truncated to indices
+    with pytest.raises(ValueError, match="faces index vertices outside"):
+        SurfaceDistance(TRI[0], TRI[1] + 1)
     with pytest.raises(ValueError, match="query points"):
         SurfaceDistance(*TRI)(np.array([[np.nan, 0, 0]]))
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import igl
 import numpy as np
 
+from facecourse.mesh.topology import _as_faces as mesh_faces
+
 
 def _as_points(x, name: str) -> np.ndarray:
     arr = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
@@ -24,8 +26,10 @@ def _as_points(x, name: str) -> np.ndarray:
 
 
 def _as_faces(faces, n_vertices: int) -> np.ndarray:
-    f = np.ascontiguousarray(np.asarray(faces, dtype=np.int64))
-    if f.ndim != 2 or f.shape[1] != 3 or len(f) == 0:
+    """Contiguous int64 ``(F, 3)`` faces: shape and dtype as :func:`facecourse.mesh.topology._as_faces`
+    checks them, plus at least one triangle (the AABB tree needs one) and indices below ``n_vertices``."""
+    f = np.ascontiguousarray(mesh_faces(faces))
+    if len(f) == 0:
         raise ValueError(f"faces must have shape (F, 3) with F > 0, got {f.shape}")
     if f.min() < 0 or f.max() >= n_vertices:
         raise ValueError(f"faces index vertices outside [0, {n_vertices}): range [{f.min()}, {f.max()}]")
