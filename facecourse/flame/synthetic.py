@@ -41,7 +41,7 @@ from facecourse.flame import synthetic_geometry as geo
 from facecourse.flame.io import MASK_NAMES, save_deca_landmark_embedding, save_masks, save_model, \
     save_ringnet_landmark_embedding
 from facecourse.flame.landmarks import N_CONTOUR_ROWS, yaw_for_contour_row
-from facecourse.flame.synthetic_geometry import Anatomy
+from facecourse.flame.synthetic_geometry import Anatomy, gauss
 from facecourse.mesh import geometry as mesh_geometry
 from facecourse.mesh.geometry import barycentric_coordinates
 
@@ -64,14 +64,10 @@ def _smoothstep(t: np.ndarray) -> np.ndarray:
     return t * t * (3.0 - 2.0 * t)
 
 
-def _gauss(p, centre, sigma) -> np.ndarray:
-    return geo._gauss(p, centre, sigma)
-
-
 def _both(p, centre, sigma) -> np.ndarray:
     """Sum of a Gaussian and its mirror image in x."""
     c = np.asarray(centre, dtype=np.float64)
-    return _gauss(p, c, sigma) + _gauss(p, c * np.array([-1.0, 1.0, 1.0]), sigma)
+    return gauss(p, c, sigma) + gauss(p, c * np.array([-1.0, 1.0, 1.0]), sigma)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -283,7 +279,7 @@ def _shape_fields(p: np.ndarray, n: np.ndarray, a: Anatomy) -> list[tuple[str, n
     nose_root = np.array([0.0, 0.004, 0.08])
     nose = _smoothstep(-geo.nose_sdf(p, a) / 0.004 + 0.5) * _smoothstep((0.006 - y) / 0.004)
     lips = _smoothstep(-geo.lips_sdf(p, a) / 0.003 + 0.5)
-    mouth = _gauss(p, (0.0, a.mouth_y, 0.08), (0.03, 0.012, 0.02))
+    mouth = gauss(p, (0.0, a.mouth_y, 0.08), (0.03, 0.012, 0.02))
     ears = [_smoothstep(-geo.ear_sdf(p, s, a) / 0.004 + 0.5) for s in (0, 1)]
     out = [
         ("head size", 0.03 * (p - np.array([0.0, -0.02, 0.0])) * (1 - 0.7 * neck)[:, None]),
@@ -297,10 +293,10 @@ def _shape_fields(p: np.ndarray, n: np.ndarray, a: Anatomy) -> list[tuple[str, n
         ("cheek bones", 0.0026 * n * _both(p, (0.048, -0.015, 0.055), (0.013, 0.012, 0.016))[:, None]),
         ("brow ridge", 0.0022 * n * _both(p, (0.028, 0.018, 0.08), (0.02, 0.008, 0.015))[:, None]),
         ("chin", np.stack([zero, -0.001 * np.ones_like(x), 0.003 * np.ones_like(x)], 1)
-         * _gauss(p, (0.0, -0.1, 0.07), (0.018, 0.014, 0.03))[:, None]),
+         * gauss(p, (0.0, -0.1, 0.07), (0.018, 0.014, 0.03))[:, None]),
         ("forehead slope", np.stack([zero, zero, -0.05 * np.clip(y - 0.02, 0, 0.06)], 1) * face[:, None]),
         ("face fullness", 0.0022 * n * (_both(p, (0.042, -0.05, 0.05), (0.018, 0.022, 0.025))
-                                         + _gauss(p, (0.0, -0.12, 0.03), (0.03, 0.012, 0.025)))[:, None]),
+                                         + gauss(p, (0.0, -0.12, 0.03), (0.03, 0.012, 0.025)))[:, None]),
         ("eye spacing", 0.0014 * np.stack([sx, zero, zero], 1)
          * _both(p, (0.032, 0.0, 0.066), (0.012, 0.012, 0.02))[:, None]),
         ("lip fullness", 0.0011 * n * lips[:, None]),
@@ -311,7 +307,7 @@ def _shape_fields(p: np.ndarray, n: np.ndarray, a: Anatomy) -> list[tuple[str, n
          * _smoothstep((-0.1 - y) / 0.04)[:, None]),
         ("crown height", np.stack([zero, 0.004 * _smoothstep((y - 0.03) / 0.08), zero], 1)),
         ("nose bridge", np.stack([zero, zero, 0.0016 * np.ones_like(x)], 1)
-         * (nose * _gauss(p, (0.0, -0.012, 0.09), (0.01, 0.015, 0.03)))[:, None]),
+         * (nose * gauss(p, (0.0, -0.012, 0.09), (0.01, 0.015, 0.03)))[:, None]),
         ("mouth width", np.stack([0.07 * x * mouth, zero, zero], 1)),
         ("chin height", np.stack([zero, -0.0025 * np.ones_like(x), zero], 1)
          * (_smoothstep((a.mouth_y - 0.01 - y) / 0.02) * face * (1 - neck))[:, None]),
@@ -432,7 +428,7 @@ def _expression_fields(mesh: HeadMesh, anatomy: Anatomy) -> list[tuple[str, np.n
     j = np.asarray(a.jaw_joint)
     corners = _both(p, (a.mouth_half_width, a.mouth_y, 0.075), (0.01, 0.009, 0.02))
     lips = _smoothstep(-geo.lips_sdf(p, a) / 0.003 + 0.5)
-    mouth = _gauss(p, (0.0, a.mouth_y, 0.08), (0.022, 0.012, 0.02))
+    mouth = gauss(p, (0.0, a.mouth_y, 0.08), (0.022, 0.012, 0.02))
     brows = _both(p, (0.03, 0.022, 0.078), (0.02, 0.012, 0.02))
     inner_brows = _both(p, (0.014, 0.018, 0.082), (0.009, 0.009, 0.02))
     cheeks = _both(p, (0.04, -0.045, 0.055), (0.016, 0.016, 0.02))
@@ -444,7 +440,7 @@ def _expression_fields(mesh: HeadMesh, anatomy: Anatomy) -> list[tuple[str, np.n
          + np.stack([zero, 0.0015 * one, 0.0008 * one], 1) * cheeks[:, None]
          + np.stack([zero, 0.0008 * one, zero], 1) * lower_lid[:, None]),
         ("brows up", np.stack([zero, 0.0035 * one, 0.0004 * one], 1) * brows[:, None]
-         + np.stack([zero, 0.0015 * one, zero], 1) * _gauss(p, (0.0, 0.05, 0.08), (0.05, 0.02, 0.03))[:, None]),
+         + np.stack([zero, 0.0015 * one, zero], 1) * gauss(p, (0.0, 0.05, 0.08), (0.05, 0.02, 0.03))[:, None]),
         ("eye closure", _lid_closure(mesh, anatomy, 0.45, 0.15)),
         ("pucker", np.stack([-0.0045 * x / a.mouth_half_width, zero, 0.0035 * one], 1) * (mouth * lips)[:, None]
          + np.stack([-0.002 * sx, zero, 0.001 * one], 1) * corners[:, None]),
@@ -455,14 +451,14 @@ def _expression_fields(mesh: HeadMesh, anatomy: Anatomy) -> list[tuple[str, np.n
         ("wink left", _lid_closure(mesh, anatomy, 0.45, 0.15, sides=(0,))
          - 0.3 * _lid_closure(mesh, anatomy, 0.45, 0.15, sides=(1,))),
         ("upper lip raise", np.stack([zero, 0.0025 * one, 0.0005 * one], 1)
-         * (_gauss(p, (0.0, a.mouth_y + 0.01, 0.085), (0.016, 0.008, 0.02)) * (1 - jaw))[:, None]
+         * (gauss(p, (0.0, a.mouth_y + 0.01, 0.085), (0.016, 0.008, 0.02)) * (1 - jaw))[:, None]
          + np.stack([zero, 0.0012 * one, zero], 1) * _both(p, (0.012, -0.036, 0.09), (0.008, 0.008, 0.02))[:, None]),
         ("lips pressed", np.stack([zero, -0.0012 * (1 - 2 * jaw), -0.0012 * one], 1) * (lips * mouth)[:, None]),
         ("mouth sideways", np.stack([0.003 * one, zero, zero], 1) * (mouth * lips + 0.5 * corners)[:, None]),
         ("jaw forward", np.stack([zero, zero, 0.0015 * one], 1) * jaw[:, None]),
         ("brows squeeze", np.stack([-0.002 * sx, zero, 0.0005 * one], 1) * inner_brows[:, None]),
         ("nose wrinkle", np.stack([zero, 0.0015 * one, zero], 1)
-         * _gauss(p, (0.0, -0.015, 0.09), (0.02, 0.02, 0.03))[:, None]),
+         * gauss(p, (0.0, -0.015, 0.09), (0.02, 0.02, 0.03))[:, None]),
     ]
     for _, f in out:
         f[mesh.n_head:] = 0.0
@@ -508,11 +504,11 @@ def make_posedirs(mesh: HeadMesh, anatomy: Anatomy = Anatomy()) -> np.ndarray:
     pd[:, 0, k] = -np.sign(x) * (0.004 * cheeks + 0.004 * corners)
     pd[:, 2, k] = -0.002 * corners
     k = _feature_index(1, 2, 1)
-    under_chin = _gauss(p, (0.0, -0.125, 0.035), (0.03, 0.015, 0.025))
+    under_chin = gauss(p, (0.0, -0.125, 0.035), (0.03, 0.015, 0.025))
     pd[:, 2, k] = 0.008 * under_chin
     pd[:, 1, k] = -0.004 * under_chin
     nj = np.asarray(a.neck_joint)
-    neck_band = _gauss(p, (0.0, -0.11, 0.0), (0.08, 0.035, 0.08)) * (1.0 - root_weights(mesh, a))
+    neck_band = gauss(p, (0.0, -0.11, 0.0), (0.08, 0.035, 0.08)) * (1.0 - root_weights(mesh, a))
     k = _feature_index(1, 0, 2)
     pd[:, 0, k] = 0.3 * neck_band * (z - nj[2])
     pd[:, 2, k] = -0.3 * neck_band * (x - nj[0])

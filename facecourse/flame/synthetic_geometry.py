@@ -93,8 +93,9 @@ def _smax(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
     return -_smin(-a, -b, k)
 
 
-def _gauss(p: np.ndarray, centre, sigma) -> np.ndarray:
-    """Anisotropic Gaussian :math:`\\exp(-\\tfrac12 \\sum_i ((p_i - c_i)/\\sigma_i)^2)`."""
+def gauss(p: np.ndarray, centre, sigma) -> np.ndarray:
+    """Anisotropic Gaussian :math:`\\exp(-\\tfrac12 \\sum_i ((p_i - c_i)/\\sigma_i)^2)` of points ``p``
+    ``(N, 3)`` around ``centre`` ``(3,)`` with widths ``sigma`` ``(3,)`` (metres): values ``(N,)`` in (0, 1]."""
     q = (p - np.asarray(centre)) / np.asarray(sigma)
     return np.exp(-0.5 * np.einsum("ij,ij->i", q, q))
 
@@ -178,22 +179,22 @@ def head_sdf(p: np.ndarray, anatomy: Anatomy) -> np.ndarray:
     # bumps (> 0 pushes the surface out) and dents
     bump = np.zeros(len(p))
     for c in _both((0.029, 0.018, 0.081)):  # brow ridges
-        bump += 0.0045 * _gauss(p, c, (0.016, 0.006, 0.012))
-    bump += 0.0022 * _gauss(p, (0.0, 0.015, 0.085), (0.008, 0.006, 0.01))  # glabella
+        bump += 0.0045 * gauss(p, c, (0.016, 0.006, 0.012))
+    bump += 0.0022 * gauss(p, (0.0, 0.015, 0.085), (0.008, 0.006, 0.01))  # glabella
     for c in _both((0.047, -0.016, 0.058)):  # cheek bones
-        bump += 0.0045 * _gauss(p, c, (0.012, 0.009, 0.013))
+        bump += 0.0045 * gauss(p, c, (0.012, 0.009, 0.013))
     for c in _both((0.03, -0.04, 0.07)):  # cheeks
-        bump += 0.003 * _gauss(p, c, (0.012, 0.014, 0.012))
+        bump += 0.003 * gauss(p, c, (0.012, 0.014, 0.012))
     for c in _both((0.066, 0.032, 0.042)):  # temples
-        bump -= 0.003 * _gauss(p, c, (0.008, 0.014, 0.014))
-    bump -= 0.004 * _gauss(p, (0.0, 0.003, 0.082), (0.008, 0.005, 0.012))  # nasion
+        bump -= 0.003 * gauss(p, c, (0.008, 0.014, 0.014))
+    bump -= 0.004 * gauss(p, (0.0, 0.003, 0.082), (0.008, 0.005, 0.012))  # nasion
     for c in _both((a.mouth_half_width + 0.002, a.mouth_y, 0.076)):  # mouth corners
-        bump -= 0.0025 * _gauss(p, c, (0.004, 0.004, 0.008))
-    bump -= 0.0025 * _gauss(p, (0.0, -0.087, 0.082), (0.014, 0.0035, 0.012))  # mentolabial sulcus
+        bump -= 0.0025 * gauss(p, c, (0.004, 0.004, 0.008))
+    bump -= 0.0025 * gauss(p, (0.0, -0.087, 0.082), (0.014, 0.0035, 0.012))  # mentolabial sulcus
     for c in _both((0.0048, -0.056, 0.086)):  # philtrum columns and the groove between them
-        bump += 0.0009 * _gauss(p, c, (0.0022, 0.0045, 0.01))
+        bump += 0.0009 * gauss(p, c, (0.0022, 0.0045, 0.01))
     for c in _both((0.0068, -0.0435, 0.093)):  # nostrils
-        bump -= 0.0022 * _gauss(p, c, (0.0032, 0.0022, 0.0045))
+        bump -= 0.0022 * gauss(p, c, (0.0032, 0.0022, 0.0045))
     f = f - bump
     # eye sockets: carve, then close with the lid shells
     for e in eye_centres(a):  # shifted towards the nose, so the inner corner is not a deep pocket
@@ -377,11 +378,11 @@ def neck_cut_points(n: int, anatomy: Anatomy) -> np.ndarray:
 
 def face_density(p: np.ndarray, anatomy: Anatomy) -> np.ndarray:
     """Relative target edge length ``(N,)`` in (0, 1]: small on the face and ears, 1 on the scalp and neck."""
-    face = _gauss(p, (0.0, -0.03, 0.09), (0.045, 0.05, 0.05))
-    eyes = sum(_gauss(p, e + np.array([0, 0, 0.01]), (0.016, 0.011, 0.02)) for e in eye_centres(anatomy))
-    mouth = _gauss(p, (0.0, anatomy.mouth_y, 0.085), (0.024, 0.01, 0.02))
-    nose = _gauss(p, (0.0, -0.03, 0.1), (0.012, 0.014, 0.02))
-    ears = sum(_gauss(p, ear_centre(s, anatomy), (0.012, 0.03, 0.018)) for s in (0, 1))
+    face = gauss(p, (0.0, -0.03, 0.09), (0.045, 0.05, 0.05))
+    eyes = sum(gauss(p, e + np.array([0, 0, 0.01]), (0.016, 0.011, 0.02)) for e in eye_centres(anatomy))
+    mouth = gauss(p, (0.0, anatomy.mouth_y, 0.085), (0.024, 0.01, 0.02))
+    nose = gauss(p, (0.0, -0.03, 0.1), (0.012, 0.014, 0.02))
+    ears = sum(gauss(p, ear_centre(s, anatomy), (0.012, 0.03, 0.018)) for s in (0, 1))
     return 1.0 / (1.0 + 1.2 * face + 0.7 * np.minimum(eyes + mouth + nose, 1.0) + 0.8 * ears)
 
 
