@@ -345,7 +345,6 @@ def render_now_images(dataset_dir, image_size: int = 512, seed: int = 0, progres
         number of images written.
     """
     import hashlib
-    import json
     from pathlib import Path
 
     import matplotlib.image as mpimg
@@ -353,13 +352,14 @@ def render_now_images(dataset_dir, image_size: int = 512, seed: int = 0, progres
 
     from facecourse.data.atomic import atomic_path
     from facecourse.flame import FLAME, load_masks, synthetic_model_path
-    from facecourse.now.layout import image_path, read_image_list
-    from facecourse.now.synthetic import META_FILE
+    from facecourse.now.layout import image_path
+    from facecourse.now.synthetic import META_FILE, missing_images, synthetic_meta
 
     root = Path(dataset_dir)
-    meta = json.loads((root / META_FILE).read_text())
-    todo = [im for split in ("val", "test") for im in read_image_list(root, split)
-            if not image_path(root, im).is_file()]
+    meta = synthetic_meta(root)
+    if meta is None:
+        raise FileNotFoundError(f"{root / META_FILE} not found: render_now_images needs a synthetic NoW set")
+    todo = missing_images(root)
     if not todo:
         return 0
     model = Path(meta.get("flame_model") or synthetic_model_path("full"))

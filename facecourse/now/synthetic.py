@@ -195,10 +195,16 @@ def is_complete(dataset_dir: str | os.PathLike) -> bool:
         digest is None or digest == _model_digest(meta.get("flame_model")))
 
 
+def missing_images(dataset_dir: str | os.PathLike) -> list:
+    """The :class:`facecourse.now.NowImage` entries of the validation and test lists of ``dataset_dir``
+    (in list order) whose photo file does not exist yet."""
+    root = Path(dataset_dir)
+    return [im for split in ("val", "test") for im in read_image_list(root, split) if not image_path(root, im).is_file()]
+
+
 def has_images(dataset_dir: str | os.PathLike) -> bool:
     """True when every photo named by the image lists of ``dataset_dir`` exists."""
-    root = Path(dataset_dir)
-    return all(image_path(root, im).is_file() for split in ("val", "test") for im in read_image_list(root, split))
+    return not missing_images(dataset_dir)
 
 
 def is_current(out_dir: str | os.PathLike) -> bool:
@@ -287,5 +293,5 @@ def synthetic_meta(dataset_dir: str | os.PathLike) -> dict | None:
 
 __all__ = [
     "GROUND_TRUTH_SUBDIR", "META_FILE", "SYNTHETIC_NOW_VERSION", "build_synthetic_now", "ground_truth_prediction",
-    "is_complete", "scan_from_head", "synthetic_meta", "synthetic_now_dir", "write_synthetic_now",
+    "is_complete", "missing_images", "scan_from_head", "synthetic_meta", "synthetic_now_dir", "write_synthetic_now",
 ]
