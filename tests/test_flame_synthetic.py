@@ -159,6 +159,13 @@ def test_bad_arguments():
         build_synthetic_flame("/tmp/never", "small", seed=-1)
 
 
+def test_every_size_has_a_vertex_budget():
+    from facecourse.flame.paths import SIZES
+    from facecourse.flame.synthetic import VERTEX_BUDGETS
+
+    assert tuple(VERTEX_BUDGETS) == SIZES
+
+
 # ---------------------------------------------------------------------------------------------- mesh
 
 

@@ -15,12 +15,16 @@ from pathlib import Path
 from facecourse.data.paths import data_dir
 from facecourse.flame.io import DECA_EMBEDDING, RINGNET_DYNAMIC, RINGNET_STATIC
 
+#: Sizes of the synthetic model: ``"small"`` (CI and notebooks) and ``"full"`` (FLAME's 5023 vertices); their
+#: vertex budgets are :data:`facecourse.flame.synthetic.VERTEX_BUDGETS`.
 SIZES = ("small", "full")
 
 
-def _check_size(size: str) -> None:
+def check_size(size: str) -> str:
+    """``size`` unchanged when it is one of :data:`SIZES`; otherwise a ``ValueError`` naming it."""
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}, got {size!r}")
+    return size
 
 
 def real_model_path() -> Path:
@@ -35,7 +39,7 @@ def synthetic_model_path(size: str = "small") -> Path:
     Args:
         size: ``"small"`` (about 1-2k vertices, for CI and notebooks) or ``"full"`` (FLAME-size, ~5k).
     """
-    _check_size(size)
+    check_size(size)
     path = data_dir() / "synthetic" / "flame" / size / "generic_model.pkl"
     from facecourse.flame.synthetic import build_synthetic_flame, is_current  # lazy: only the paths are light
 
@@ -53,7 +57,7 @@ def default_model_path(size: str = "small") -> Path:
     ``landmark_embedding.npy`` or RingNet's pair) are beside each other; a pickle without an embedding is
     reported with a warning saying what to fetch, and the synthetic model is used meanwhile.
     """
-    _check_size(size)
+    check_size(size)
     real = real_model_path()
     if real.is_file():
         folder = real.parent
@@ -71,4 +75,4 @@ def is_synthetic(path) -> bool:
     return (data_dir() / "synthetic") in Path(path).resolve().parents
 
 
-__all__ = ["SIZES", "default_model_path", "is_synthetic", "real_model_path", "synthetic_model_path"]
+__all__ = ["SIZES", "check_size", "default_model_path", "is_synthetic", "real_model_path", "synthetic_model_path"]

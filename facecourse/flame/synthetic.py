@@ -41,6 +41,7 @@ from facecourse.flame import synthetic_geometry as geo
 from facecourse.flame.io import MASK_NAMES, save_deca_landmark_embedding, save_masks, save_model, \
     save_ringnet_landmark_embedding
 from facecourse.flame.landmarks import N_CONTOUR_ROWS, yaw_for_contour_row
+from facecourse.flame.paths import check_size
 from facecourse.flame.synthetic_geometry import Anatomy, gauss
 from facecourse.mesh import geometry as mesh_geometry
 from facecourse.mesh.geometry import barycentric_coordinates
@@ -49,8 +50,9 @@ from facecourse.mesh.geometry import barycentric_coordinates
 JOINT_NAMES = ("global", "neck", "jaw", "left_eye", "right_eye")
 #: Parent of each joint (-1 = root).
 PARENTS = (-1, 0, 1, 1, 1)
-#: Vertex budgets: head surface vertices and eyeball (rings, segments); "full" totals FLAME's 5023.
-SIZES = {
+#: Vertex budget of each size (:data:`facecourse.flame.paths.SIZES`): head surface vertices and eyeball (rings,
+#: segments); "full" totals FLAME's 5023.
+VERTEX_BUDGETS = {
     "small": {"head": 1500, "eye_rings": 9, "eye_segments": 14},
     "full": {"head": 5023 - 2 * (2 + 14 * 20), "eye_rings": 14, "eye_segments": 20},
 }
@@ -106,15 +108,9 @@ class HeadMesh:
         return self.left_eyeball, self.right_eyeball
 
 
-def _check_size(size: str) -> dict:
-    if size not in SIZES:
-        raise ValueError(f"size must be one of {tuple(SIZES)}, got {size!r}")
-    return SIZES[size]
-
-
 def make_head_mesh(size: str = "small", seed: int = 0, anatomy: Anatomy = Anatomy()) -> HeadMesh:
     """Template mesh: one connected head surface (open at the neck, slit mouth, eye holes) + two eyeballs."""
-    cfg = _check_size(size)
+    cfg = VERTEX_BUDGETS[check_size(size)]
     head = geo.make_head_surface(cfg["head"], anatomy, seed)
     verts, faces, normals = [head.vertices], [head.faces], [geo.sdf_normals(head.vertices, anatomy)]
     offset, eyes = len(head.vertices), []
@@ -855,7 +851,7 @@ def build_synthetic_flame(out_dir: str | os.PathLike, size: str = "small", seed:
         size: ``"small"`` (1756 vertices, for CI and notebooks) or ``"full"`` (5023 vertices, FLAME's count).
         seed: seeds the vertex sampling and the tail of the identity spectrum.
     """
-    _check_size(size)
+    check_size(size)
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     out = Path(out_dir)
@@ -886,7 +882,7 @@ def build_synthetic_flame(out_dir: str | os.PathLike, size: str = "small", seed:
 
 __all__ = [
     "GENERATOR_STAMP", "generator_digest", "is_current",
-    "Anatomy", "HeadMesh", "JOINT_NAMES", "MODEL_FILES", "PARENTS", "SIZES", "build_synthetic_flame",
+    "Anatomy", "HeadMesh", "JOINT_NAMES", "MODEL_FILES", "PARENTS", "VERTEX_BUDGETS", "build_synthetic_flame",
     "contour_for_yaw", "contour_region", "jaw_weights", "make_dynamic_contour", "make_expression_basis",
     "make_head_mesh", "make_joint_regressor", "make_masks", "make_posedirs", "make_shape_basis",
     "make_skinning", "make_static_landmarks", "make_synthetic_model", "static_landmark_targets",
