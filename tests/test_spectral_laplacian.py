@@ -8,7 +8,8 @@ import torch
 import trimesh
 
 from facecourse.spectral import (
-    combinatorial_laplacian, cotangent_laplacian, full_eigenpairs, graph_laplacian, mass_matrix,
+    combinatorial_laplacian, cotangent_laplacian, full_eigenpairs, graph_laplacian, mass_matrix, mass_normalized,
+    mass_vector,
     normalized_laplacian, random_walk_laplacian, rescale_laplacian, scaled_laplacian, smallest_eigenpairs,
     to_torch_sparse,
 )
@@ -143,6 +144,22 @@ def test_rescaled_and_torch_versions(bumpy_sphere):
     assert w.min() >= -1 - 1e-12 and w.max() <= 1 + 1e-12
     ts = to_torch_sparse(cotangent_laplacian(*bumpy_sphere), dtype=torch.float64)
     np.testing.assert_allclose(ts.to_dense().numpy(), _dense(cotangent_laplacian(*bumpy_sphere)), atol=0)
+
+
+def test_mass_normalized_operator(bumpy_sphere):
+    v, f = bumpy_sphere
+    lap, mass = cotangent_laplacian(v, f), mass_matrix(v, f)
+    m = mass.diagonal()
+    np.testing.assert_array_equal(mass_vector(mass, len(v)), mass_vector(m, len(v)))
+    assert mass_vector(None, len(v)) is None
+    expected = (sp.diags(1.0 / m) @ lap).toarray()
+    np.testing.assert_allclose(_dense(mass_normalized(lap, mass)), expected, atol=0)
+    np.testing.assert_allclose(_dense(mass_normalized(lap, m)), expected, atol=0)
+    np.testing.assert_allclose(_dense(mass_normalized(lap)), _dense(lap), atol=0)
+    with pytest.raises(ValueError, match="mass must be a positive"):
+        mass_vector(m[:-1], len(v))
+    with pytest.raises(ValueError, match="mass must be a positive"):
+        mass_normalized(lap, -m)
 
 
 def test_bad_inputs_are_named(bumpy_sphere):

@@ -18,10 +18,9 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
-from facecourse.spectral.laplacian import rescale_laplacian, to_torch_sparse
+from facecourse.spectral.laplacian import mass_normalized, rescale_laplacian, to_torch_sparse
 
 
 def chebyshev_basis(lap_tilde: torch.Tensor, x: torch.Tensor, K: int) -> torch.Tensor:
@@ -108,12 +107,7 @@ def chebyshev_operator(laplacian, lambda_max: float, mass=None, dtype: torch.dty
         ``(V, V)`` torch sparse CSR tensor (on CPU its product with a dense matrix is about 10x faster than
         COO's; ``benchmarks/bench_chebyshev_vs_exact.py``).
     """
-    lap = sp.csr_matrix(laplacian, dtype=np.float64)
-    if mass is not None:
-        m = mass.diagonal() if sp.issparse(mass) else np.asarray(mass, dtype=np.float64).ravel()
-        if m.shape != (lap.shape[0],) or not (m > 0).all():
-            raise ValueError(f"mass must be a positive (V,) vector with V={lap.shape[0]}, got {m.shape}")
-        lap = sp.diags(1.0 / m) @ lap
+    lap = mass_normalized(laplacian, mass)
     with warnings.catch_warnings():  # CSR is flagged "beta"; its sparse @ dense product is what we use
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         return to_torch_sparse(rescale_laplacian(lap, lambda_max), dtype=dtype, device=device).to_sparse_csr()

@@ -29,7 +29,7 @@ import scipy.sparse.linalg as spla
 from facecourse.data.atomic import atomic_path
 from facecourse.data.paths import data_dir
 from facecourse.mesh.topology import _as_faces, adjacency_matrix
-from facecourse.spectral.laplacian import cotangent_laplacian, graph_laplacian, mass_matrix
+from facecourse.spectral.laplacian import cotangent_laplacian, graph_laplacian, mass_matrix, mass_vector
 
 BASIS_KINDS = ("combinatorial", "normalized", "cotangent")
 
@@ -71,16 +71,6 @@ def _fix_signs(vectors: np.ndarray) -> np.ndarray:
     return vectors * signs
 
 
-def _mass_vector(mass, n: int) -> np.ndarray | None:
-    if mass is None:
-        return None
-    m = mass.diagonal() if sp.issparse(mass) else np.asarray(mass, dtype=np.float64)
-    m = np.asarray(m, dtype=np.float64).ravel()
-    if m.shape != (n,) or not (m > 0).all():
-        raise ValueError(f"mass must be a positive (V,) vector or diagonal matrix with V={n}, got shape {m.shape}")
-    return m
-
-
 def smallest_eigenpairs(laplacian: sp.spmatrix, k: int, mass=None,
                         sigma: float | None = None, tol: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` smallest eigenpairs of :math:`L u = \\lambda M u` by shift-invert ``eigsh``.
@@ -102,7 +92,7 @@ def smallest_eigenpairs(laplacian: sp.spmatrix, k: int, mass=None,
         raise ValueError(f"laplacian must be square, got {lap.shape}")
     if not 1 <= k < n:
         raise ValueError(f"k must satisfy 1 <= k < V={n}, got {k}")
-    m = _mass_vector(mass, n)
+    m = mass_vector(mass, n)
     if sigma is None:
         scale = lap.diagonal().mean() / (1.0 if m is None else m.mean())
         sigma = -1e-5 * scale
@@ -118,7 +108,7 @@ def full_eigenpairs(laplacian, mass=None) -> tuple[np.ndarray, np.ndarray]:
     """All eigenpairs by a dense ``scipy.linalg.eigh`` (:math:`O(V^3)` time, :math:`O(V^2)` memory): the
     reference "exact" spectral decomposition. Same conventions as :func:`smallest_eigenpairs`."""
     dense = laplacian.toarray() if sp.issparse(laplacian) else np.asarray(laplacian, dtype=np.float64)
-    m = _mass_vector(mass, dense.shape[0])
+    m = mass_vector(mass, dense.shape[0])
     values, vectors = scipy.linalg.eigh(dense, None if m is None else np.diag(m))
     return values, _fix_signs(vectors)
 
@@ -126,7 +116,7 @@ def full_eigenpairs(laplacian, mass=None) -> tuple[np.ndarray, np.ndarray]:
 def largest_eigenvalue(laplacian: sp.spmatrix, mass=None, tol: float = 1e-4) -> float:
     """:math:`\\lambda_{max}` of :math:`L u = \\lambda M u` by Lanczos (``which="LA"``), float."""
     lap = sp.csr_matrix(laplacian, dtype=np.float64)
-    m = _mass_vector(mass, lap.shape[0])
+    m = mass_vector(mass, lap.shape[0])
     if m is None:
         value = spla.eigsh(lap, k=1, which="LA", tol=tol, return_eigenvectors=False)
     else:  # M^{-1/2} L M^{-1/2} has the same spectrum and is symmetric

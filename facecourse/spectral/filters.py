@@ -17,11 +17,11 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.sparse.linalg import expm_multiply
 
 from facecourse.spectral.eigen import Eigenbasis
 from facecourse.spectral.fourier import graph_fourier
+from facecourse.spectral.laplacian import mass_normalized
 
 Filter = Callable[[np.ndarray], np.ndarray]
 
@@ -85,13 +85,9 @@ def heat_diffusion(x, laplacian, t: float, mass=None) -> np.ndarray:
     """
     if not t >= 0:
         raise ValueError(f"diffusion time t must be >= 0, got {t}")
-    lap = sp.csr_matrix(laplacian, dtype=np.float64)
+    n = laplacian.shape[0]
     x = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=np.float64)
-    if x.ndim not in (1, 2) or x.shape[0] != lap.shape[0]:
-        raise ValueError(f"x must be (V,) or (V, C) with V={lap.shape[0]}, got {x.shape}")
-    if mass is not None:
-        m = mass.diagonal() if sp.issparse(mass) else np.asarray(mass, dtype=np.float64).ravel()
-        if m.shape != (lap.shape[0],) or not (m > 0).all():
-            raise ValueError(f"mass must be a positive (V,) vector with V={lap.shape[0]}, got {m.shape}")
-        lap = (sp.diags(1.0 / m) @ lap).tocsr()
+    if x.ndim not in (1, 2) or x.shape[0] != n:
+        raise ValueError(f"x must be (V,) or (V, C) with V={n}, got {x.shape}")
+    lap = mass_normalized(laplacian, mass)
     return expm_multiply(-t * lap, x)

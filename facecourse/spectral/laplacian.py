@@ -100,6 +100,40 @@ def scaled_laplacian(faces, n_vertices: int | None = None, lambda_max: float = 2
     return rescale_laplacian(normalized_laplacian(faces, n_vertices), lambda_max)
 
 
+def mass_vector(mass, n: int) -> np.ndarray | None:
+    """The diagonal of a lumped mass matrix, checked: ``(V,)`` float64 with positive entries.
+
+    Args:
+        mass: ``None`` (:math:`M = I`), a ``(V,)`` vector or a sparse diagonal ``(V, V)`` matrix (vertex areas,
+            e.g. from :func:`mass_matrix`, m² for FLAME).
+        n: the number of vertices ``V`` it must have.
+
+    Returns:
+        ``(V,)`` float64, or ``None`` when ``mass`` is ``None``.
+    """
+    if mass is None:
+        return None
+    m = mass.diagonal() if sp.issparse(mass) else mass
+    m = np.asarray(m, dtype=np.float64).ravel()
+    if m.shape != (n,) or not (m > 0).all():
+        raise ValueError(f"mass must be a positive (V,) vector or diagonal matrix with V={n}, got shape {m.shape}")
+    return m
+
+
+def mass_normalized(laplacian: sp.spmatrix, mass=None) -> sp.csr_matrix:
+    """The operator :math:`M^{-1} L` (:math:`L` itself when ``mass`` is ``None``), ``(V, V)`` csr float64.
+
+    Its eigenpairs are those of the generalised problem :math:`L u = \\lambda M u`; with the cotangent
+    Laplacian it approximates :math:`-\\Delta` on the surface (1/m² for FLAME).
+
+    Args:
+        laplacian: ``(V, V)`` sparse :math:`L`; mass: see :func:`mass_vector`.
+    """
+    lap = sp.csr_matrix(laplacian, dtype=np.float64)
+    m = mass_vector(mass, lap.shape[0])
+    return lap if m is None else (sp.diags(1.0 / m) @ lap).tocsr()
+
+
 def _as_vertices(vertices, faces: np.ndarray) -> np.ndarray:
     v = np.asarray(vertices.detach().cpu() if hasattr(vertices, "detach") else vertices, dtype=np.float64)
     if v.ndim != 2 or v.shape[1] != 3:
