@@ -29,7 +29,7 @@ import scipy.sparse.linalg as spla
 from facecourse.data.atomic import atomic_path
 from facecourse.data.paths import data_dir
 from facecourse.mesh.topology import _as_faces, adjacency_matrix
-from facecourse.spectral.laplacian import cotangent_laplacian, graph_laplacian, mass_matrix, mass_vector
+from facecourse.spectral.laplacian import _numpy, cotangent_laplacian, graph_laplacian, mass_matrix, mass_vector
 
 BASIS_KINDS = ("combinatorial", "normalized", "cotangent")
 
@@ -128,7 +128,7 @@ def largest_eigenvalue(laplacian: sp.spmatrix, mass=None, tol: float = 1e-4) -> 
 def topology_hash(faces, n_vertices: int | None = None) -> str:
     """SHA-256 hex digest of the faces (as contiguous int64) and the vertex count: the cache key of a
     topology."""
-    f = np.ascontiguousarray(_as_faces(np.asarray(faces.detach().cpu() if hasattr(faces, "detach") else faces)))
+    f = np.ascontiguousarray(_as_faces(_numpy(faces)))
     n = int(f.max()) + 1 if n_vertices is None else int(n_vertices)
     h = hashlib.sha256()
     h.update(f"V={n};F={f.shape[0]};".encode())
@@ -171,8 +171,7 @@ def _frozen(basis: Eigenbasis) -> Eigenbasis:
 def _cache_key(kind: str, faces, vertices, n_vertices, mass_kind: str) -> str:
     key = f"{kind}_{topology_hash(faces, n_vertices)[:24]}"
     if kind == "cotangent":
-        v = np.ascontiguousarray(np.asarray(vertices.detach().cpu() if hasattr(vertices, "detach") else vertices,
-                                            dtype=np.float64))
+        v = np.ascontiguousarray(_numpy(vertices, np.float64))
         key += f"_{mass_kind}_{hashlib.sha256(v.tobytes()).hexdigest()[:16]}"
     return key
 

@@ -31,6 +31,11 @@ GRAPH_KINDS = ("combinatorial", "normalized", "random_walk")
 MASS_KINDS = ("voronoi", "barycentric")
 
 
+def _numpy(x, dtype=None) -> np.ndarray:
+    """``x`` (array-like, or a torch tensor on any device) as a numpy array, of ``dtype`` when given."""
+    return np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=dtype)
+
+
 def _inverse_power(degrees: np.ndarray, power: float) -> np.ndarray:
     out = np.zeros_like(degrees, dtype=np.float64)
     nz = degrees > 0
@@ -135,7 +140,7 @@ def mass_normalized(laplacian: sp.spmatrix, mass=None) -> sp.csr_matrix:
 
 
 def _as_vertices(vertices, faces: np.ndarray) -> np.ndarray:
-    v = np.asarray(vertices.detach().cpu() if hasattr(vertices, "detach") else vertices, dtype=np.float64)
+    v = _numpy(vertices, np.float64)
     if v.ndim != 2 or v.shape[1] != 3:
         raise ValueError(f"vertices must have shape (V, 3), got {v.shape}")
     if faces.size and faces.max() >= len(v):
@@ -171,7 +176,7 @@ def cotangent_laplacian(vertices, faces) -> sp.csr_matrix:
     Returns:
         ``(V, V)`` symmetric csr float64 whose rows sum to zero.
     """
-    f = _as_faces(np.asarray(faces.detach().cpu() if hasattr(faces, "detach") else faces))
+    f = _as_faces(_numpy(faces))
     v = _as_vertices(vertices, f)
     half_cot = 0.5 * _corner_cotangents(v, f)
     rows = np.concatenate([f[:, (c + 1) % 3] for c in range(3)])
@@ -200,7 +205,7 @@ def mass_matrix(vertices, faces, kind: str = "voronoi") -> sp.csr_matrix:
     """
     if kind not in MASS_KINDS:
         raise ValueError(f"kind must be one of {MASS_KINDS}, got {kind!r}")
-    f = _as_faces(np.asarray(faces.detach().cpu() if hasattr(faces, "detach") else faces))
+    f = _as_faces(_numpy(faces))
     v = _as_vertices(vertices, f)
     area = 0.5 * np.linalg.norm(np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]), axis=1)
     if kind == "barycentric":
