@@ -29,8 +29,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from scipy.spatial.transform import Rotation
 
+from facecourse.mesh import face_normals
 from facecourse.now.distance import SurfaceDistance
 
 
@@ -156,9 +158,7 @@ def refine_alignment(scan_points, vertices, faces, init: Similarity | None = Non
     if max_points is not None and len(x) > max_points:
         x = x[np.sort(np.random.default_rng(seed).choice(len(x), max_points, replace=False))]
     surf = surface if surface is not None else SurfaceDistance(vertices, faces)
-    normals = np.cross(surf.vertices[surf.faces[:, 1]] - surf.vertices[surf.faces[:, 0]],
-                       surf.vertices[surf.faces[:, 2]] - surf.vertices[surf.faces[:, 0]])
-    normals /= np.linalg.norm(normals, axis=1, keepdims=True).clip(1e-300)
+    normals = face_normals(torch.from_numpy(surf.vertices), torch.from_numpy(surf.faces), eps=1e-300).numpy()
 
     def evaluate(t: Similarity):
         sq, idx, closest = surf.query(t.inverse().apply(x))
