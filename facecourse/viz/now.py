@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.collections import LineCollection
 
-from facecourse.viz.mesh import plot_mesh
+from facecourse.now.metrics import CED_MAX_MM
+from facecourse.viz.mesh import plot_mesh, view_rotation
 
 
 def landmark_frame(landmarks) -> tuple[np.ndarray, np.ndarray]:
@@ -49,8 +50,6 @@ def plot_scan_crop(ax, scan_vertices, scan_faces, landmarks, crop, azimuth: floa
     inside[crop.index] = 1.0
     colors = np.where(inside[:, None] > 0, [0.95, 0.75, 0.55], [0.6, 0.6, 0.65])
     plot_mesh(ax, v, scan_faces, azimuth=azimuth, vertex_colors=colors, title=title)
-    from facecourse.viz.mesh import view_rotation
-
     view = view_rotation(azimuth, 0.0)
     lm = _to_frame(landmarks, frame) @ view.T
     ax.scatter(lm[:, 0], lm[:, 1], s=18, c="red", zorder=5)
@@ -100,7 +99,7 @@ def plot_error_map(ax, crop, distances, landmarks, vmax: float = 4.0, cmap: str 
     return plot_mesh(ax, v, crop.faces, scalars=distances, cmap=cmap, vmin=0.0, vmax=vmax, title=title)
 
 
-def plot_ced(ax, curves: dict, max_error: float = 8.0, title: str | None = None):
+def plot_ced(ax, curves: dict, max_error: float = CED_MAX_MM, title: str | None = None):
     """Cumulative error curves.
 
     Args:
