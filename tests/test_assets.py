@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import sys
 import zipfile
 from pathlib import Path
@@ -227,6 +228,11 @@ def test_landmark_embedding_structure_is_checked(tmp_path):
     html.write_bytes(b"\x93NUMPY\x01\x00 fake header")
     fetch_asset("landmark-embedding", root=tmp_path / "data", local_files=[html], log=lambda _: None)
     assert (tmp_path / "data" / "FLAME2020" / "landmark_embedding.npy").read_bytes().startswith(b"\x93NUMPY")
+    # installed atomically (no temporary file left), with the usual permissions rather than a temp file's 0600
+    assert [p.name for p in (tmp_path / "data" / "FLAME2020").iterdir()] == ["landmark_embedding.npy"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "data" / "FLAME2020" / "landmark_embedding.npy").stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_changed_release_is_noticed_through_the_manifest(tmp_path):

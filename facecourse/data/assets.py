@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
-from facecourse.data.atomic import atomic_open
+from facecourse.data.atomic import atomic_open, atomic_path
 from facecourse.data.download import (
     DownloadError,
     check_archive,
@@ -348,14 +348,8 @@ def _install_file(remote: RemoteFile, downloaded: Path, root: Path, asset: str) 
         except UnicodeDecodeError:
             raise DownloadError(f"{asset}: {remote.name} is not a text file; download it again.") from None
     dest = root / remote.dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", delete=False) as tmp:
-        tmp_path = Path(tmp.name)
-    try:
-        shutil.copyfile(downloaded, tmp_path)
-        os.replace(tmp_path, dest)
-    finally:
-        tmp_path.unlink(missing_ok=True)
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(downloaded, tmp)
     return [dest]
 
 
