@@ -172,3 +172,5 @@ def test_bad_inputs_are_named(bumpy_sphere):
         mass_matrix(v[:10], f)
     with pytest.raises(ValueError, match="lambda_max"):
         rescale_laplacian(combinatorial_laplacian(f), 0.0)
+    with pytest.raises(ValueError, match="lambda_max"):
+        scaled_laplacian(f, lambda_max=-1.0)

@@ -100,9 +100,7 @@ def scaled_laplacian(faces, n_vertices: int | None = None, lambda_max: float = 2
     Its spectrum lies in :math:`[-1, 1]` when :math:`\\lambda_{max} \\ge \\lambda_{max}(L_{sym})`, which
     :math:`\\lambda_{max} = 2` always guarantees (the COMA / PyG default).
     """
-    if lambda_max <= 0:
-        raise ValueError(f"lambda_max must be positive, got {lambda_max}")
-    return rescale_laplacian(normalized_laplacian(faces, n_vertices), lambda_max)
+    return rescale_laplacian(normalized_laplacian(faces, n_vertices), lambda_max)  # checks lambda_max
 
 
 def mass_vector(mass, n: int) -> np.ndarray | None:
