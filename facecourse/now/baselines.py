@@ -46,12 +46,9 @@ def now_baselines(dataset_dir: str | os.PathLike, images, metrical: bool = False
         set), each as :func:`facecourse.now.baseline_stats` returns. On real scans with only the synthetic
         FLAME model available, the mean-face entry is renamed to say so.
     """
-    from facecourse.flame import FLAME
+    from facecourse.flame import FLAME, is_synthetic
     from facecourse.now.export import mean_face_prediction
-    from facecourse.now.synthetic import ground_truth_prediction
-
-    from facecourse.flame import is_synthetic
-    from facecourse.now.synthetic import synthetic_meta
+    from facecourse.now.synthetic import ground_truth_prediction, synthetic_meta
 
     flame_path = flame_path or baseline_flame_path(dataset_dir)
     flame = FLAME.from_file(flame_path, n_shape=1, n_exp=0)
