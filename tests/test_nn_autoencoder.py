@@ -126,6 +126,10 @@ def test_resume_equals_uninterrupted(tmp_path):
         torch.testing.assert_close(a, b)
     ckpt = torch.load(tmp_path / "b.pt", weights_only=True)
     assert ckpt["epoch"] == 3 and ckpt["metrics"]["mean_mm"] == pytest.approx(rep_b["test"]["mean_mm"])
+    assert rep_b["test"]["mean_mm"] == pytest.approx(rep_b["history"][-1]["test_mean_mm"])
+    finished, rep_c = run(3, tmp_path / "b.pt")  # nothing left to train: evaluated and recorded again
+    assert rep_c["history"] == rep_b["history"] and rep_c["test"] == pytest.approx(rep_b["test"])
+    assert torch.load(tmp_path / "b.pt", weights_only=True)["metrics"] == pytest.approx(rep_b["test"])
     with pytest.raises(ValueError, match="another configuration"):
         model = build_autoencoder(template, faces, 4, (8, 8), 3, (4, 4))
         train_autoencoder(model, x[:6], x[6:], PretrainConfig(epochs=4, lr=0.1, **kw), tmp_path / "b.pt",

@@ -303,6 +303,7 @@ def train_autoencoder(model: MeshAutoencoder, train: torch.Tensor, test: torch.T
     else:
         model.normalizer.fit(train.to(dev))
     std = model.normalizer.std
+    summary = None  # held-out errors of the latest epoch
     bar = tqdm(range(start, config.epochs), desc="pretrain autoencoder", disable=not progress,
                initial=start, total=config.epochs)
     for epoch in bar:
@@ -317,19 +318,21 @@ def train_autoencoder(model: MeshAutoencoder, train: torch.Tensor, test: torch.T
             opt.step()
             total, count = total + loss.item() * len(x), count + len(x)
         sched.step()
-        test_mm = error_summary(reconstruction_errors(model, test))["mean_mm"]
-        history.append({"epoch": epoch + 1, "loss": total / count, "test_mean_mm": test_mm})
-        bar.set_postfix(loss=f"{total / count:.4f}", test_mm=f"{test_mm:.3f}")
-        if checkpoint is not None:
+        summary = error_summary(reconstruction_errors(model, test))
+        history.append({"epoch": epoch + 1, "loss": total / count, "test_mean_mm": summary["mean_mm"]})
+        bar.set_postfix(loss=f"{total / count:.4f}", test_mm=f"{summary['mean_mm']:.3f}")
+        if checkpoint is not None:  # the last epoch's checkpoint also carries the final metrics
+            last = {"metrics": summary} if epoch + 1 == config.epochs else {}
             save_autoencoder(checkpoint, model, epoch=epoch + 1, pretrain=config.to_dict(),
                              pretrain_key=config.key(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                             history=history)
-    summary = error_summary(reconstruction_errors(model, test))
-    if checkpoint is not None:
-        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        ckpt["metrics"] = summary
-        with atomic_path(checkpoint) as tmp:
-            torch.save(ckpt, tmp)
+                             history=history, **last)
+    if summary is None:  # nothing left to train: evaluate the resumed model and record it
+        summary = error_summary(reconstruction_errors(model, test))
+        if checkpoint is not None:
+            ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+            ckpt["metrics"] = summary
+            with atomic_path(checkpoint) as tmp:
+                torch.save(ckpt, tmp)
     model.eval()
     return {"epoch": max(start, config.epochs), "history": history, "test": summary}
 
