@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import trimesh  # noqa: E402
 from scipy.spatial.transform import Rotation  # noqa: E402
 
-from facecourse.now import Similarity, SurfaceDistance, evaluate_prediction  # noqa: E402
+from facecourse.now import M_TO_MM, Similarity, SurfaceDistance, evaluate_prediction  # noqa: E402
 from facecourse.now.synthetic import scan_from_head  # noqa: E402
 
 AXES = np.array([75.0, 100.0, 90.0])
@@ -73,7 +73,7 @@ def main() -> int:
     # 2. one whole image: a 100k-vertex scan and the 10k-face prediction moved away by a similarity
     sv_head, sf_head, slm_head = head(6)
     sv, sf, slm, _ = scan_from_head(sv_head, sf_head, slm_head, rng, subdivisions=1, back_fraction=0.35)
-    move = Similarity(1e-3, Rotation.from_rotvec([0.3, -1.0, 0.2]).as_matrix(), np.array([0.1, 0.2, -0.3]))
+    move = Similarity(1 / M_TO_MM, Rotation.from_rotvec([0.3, -1.0, 0.2]).as_matrix(), np.array([0.1, 0.2, -0.3]))
     pred_v, pred_lm = move.apply(pv), move.apply(lm)  # "metres", rotated, as a prediction would be
     t_img, res = best_of(lambda: evaluate_prediction(sv, sf, slm, pred_v, pf, pred_lm), 3)
     print(f"whole image: scan {len(sv)} vertices ({len(res.distances)} in the crop), crop + Procrustes + "
