@@ -28,12 +28,11 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
-from facecourse.data.atomic import atomic_open, atomic_path
+from facecourse.data.atomic import atomic_open, atomic_path, staging_dir
 from facecourse.data.download import (
     DownloadError,
     check_archive,
@@ -505,9 +504,7 @@ def build_synthetic(
             continue
         function = resolve_builder(builder.function)
         log(f"synthetic: building {builder.target} with {builder.function}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
-        try:
+        with staging_dir(target) as staging:
             function(staging, *builder.args)
             if builder.present and not _matches(staging, builder.present):
                 raise DownloadError(f"synthetic: {builder.function} wrote no {builder.present} into its folder")
@@ -517,8 +514,6 @@ def build_synthetic(
                 os.replace(target, old)
             os.replace(staging, target)
             shutil.rmtree(old, ignore_errors=True)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         built.append(target)
     return built
 

@@ -2,12 +2,15 @@
 
 Every writer in facecourse (synthetic assets, checkpoints, NoW results, downloads) writes to a temporary
 file in the destination folder and renames it into place (``os.replace`` is atomic on one file system).
+Writers of a whole folder (archive installs, synthetic builds) fill a :func:`staging_dir` beside the target
+and move it, or its files, into place.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
@@ -50,3 +53,22 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     with atomic_path(path) as tmp:
         with open(tmp, mode.replace("x", "w")) as handle:
             yield handle
+
+
+@contextlib.contextmanager
+def staging_dir(target: str | os.PathLike, tag: str = "staging") -> Iterator[Path]:
+    """Yield a new empty folder ``.<name>.<tag>-XXXX`` beside the folder ``target``; remove it when the block ends.
+
+    Being on the same file system as ``target``, the folder itself or the files in it can be moved into place
+    with ``os.replace`` (atomic); whatever is still in it at the end, on success or error, is deleted. It gets
+    the usual folder permissions (``tempfile.mkdtemp`` makes 0700), so a folder renamed into place is
+    readable like one made by ``mkdir``. ``target``'s parent is created.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.{tag}-", dir=target.parent))
+    os.chmod(folder, 0o777 & ~_umask())
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

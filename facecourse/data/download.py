@@ -28,13 +28,14 @@ import os
 import shutil
 import stat
 import tarfile
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Mapping
+
+from facecourse.data.atomic import staging_dir
 
 CHUNK = 1 << 20
 """Bytes read per step when streaming or hashing (1 MiB)."""
@@ -459,9 +460,7 @@ def install_archive(
         The final paths of the installed files.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
-    try:
+    with staging_dir(target) as staging:
         try:
             safe_extract(archive, staging)
             root = find_root(staging, marker) if marker else staging
@@ -481,5 +480,3 @@ def install_archive(
             os.replace(root, target)
             return sorted(p for p in target.rglob("*") if not p.is_dir())
         return move_into_place(root, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

@@ -28,8 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +35,7 @@ import numpy as np
 import scipy.sparse
 from scipy.optimize import nnls
 
+from facecourse.data.atomic import staging_dir
 from facecourse.flame import synthetic_geometry as geo
 from facecourse.flame.io import MASK_NAMES, save_deca_landmark_embedding, save_masks, save_model, \
     save_ringnet_landmark_embedding
@@ -855,10 +854,8 @@ def build_synthetic_flame(out_dir: str | os.PathLike, size: str = "small", seed:
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
     m = make_synthetic_model(size, int(seed))
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
-    try:
+    with staging_dir(out, "build") as tmp:
         save_masks(tmp / "FLAME_masks.pkl", m["masks"])
         full_faces = np.concatenate([m["dynamic_faces"][0], m["static_faces"]])
         full_bary = np.concatenate([m["dynamic_bary"][0], m["static_bary"]])
@@ -875,8 +872,6 @@ def build_synthetic_flame(out_dir: str | os.PathLike, size: str = "small", seed:
         os.replace(tmp / GENERATOR_STAMP, out / GENERATOR_STAMP)
         for name in MODEL_FILES:  # generic_model.pkl last
             os.replace(tmp / name, out / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out / "generic_model.pkl"
 
 
