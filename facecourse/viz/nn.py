@@ -10,16 +10,8 @@ from matplotlib.collections import LineCollection
 import numpy as np
 
 from facecourse.viz.mesh import _numpy, plot_mesh, view_rotation
+from facecourse.viz.spectral import _grid
 from facecourse.units import M_TO_MM
-
-
-def _grid(n: int, ncols: int, panel_size: float):
-    ncols = max(1, min(ncols, n))
-    nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows), squeeze=False)
-    for ax in axes.ravel()[n:]:
-        ax.axis("off")
-    return fig, axes.ravel()
 
 
 def plot_impulse_responses(vertices, faces, responses, vertex: int | None = None, azimuth: float = 0.0,
@@ -43,7 +35,6 @@ def plot_impulse_responses(vertices, faces, responses, vertex: int | None = None
         plot_mesh(ax, v, faces, azimuth, elevation, scalars=r[k], cmap=cmap, vmin=-m, vmax=m,
                   title=f"$T_{{{k}}}(\\tilde L)\\,\\delta_v$")
         if vertex is not None:
-
             p = v[vertex] @ view_rotation(azimuth, elevation).T
             ax.plot(p[0], p[1], "k.", markersize=6)
     fig.tight_layout()

@@ -15,6 +15,17 @@ from facecourse.viz.mesh import _numpy, k3d_mesh, plot_mesh
 DIVERGING = "RdBu_r"
 
 
+def _grid(n: int, ncols: int, panel_size: float, height: float = 1.0):
+    """A figure of ``n`` panels, ``ncols`` per row, ``panel_size`` inches wide and ``height * panel_size`` high;
+    the unused cells are blank. Returns ``(fig, axes)`` with ``axes`` flat."""
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows * height), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    return fig, axes.ravel()
+
+
 def _symmetric_range(values: np.ndarray) -> tuple[float, float]:
     r = float(np.abs(values).max()) or 1.0
     return -r, r
@@ -41,12 +52,8 @@ def plot_eigenvectors(vertices, faces, eigenvectors, indices, eigenvalues=None, 
         raise ValueError(f"eigenvectors must be (V, k) with V={len(_numpy(vertices))}, got {u.shape}")
     if not indices or max(indices) >= u.shape[1]:
         raise ValueError(f"indices must be non-empty column indices < {u.shape[1]}, got {indices}")
-    ncols = min(ncols, len(indices))
-    nrows = -(-len(indices) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows * 1.1), squeeze=False)
-    for ax in axes.ravel()[len(indices):]:
-        ax.axis("off")
-    for ax, i in zip(axes.ravel(), indices):
+    fig, axes = _grid(len(indices), ncols, panel_size, height=1.1)  # room for the titles
+    for ax, i in zip(axes, indices):
         lo, hi = _symmetric_range(u[:, i])
         title = f"$u_{{{i}}}$" + ("" if eigenvalues is None else f", $\\lambda$={float(_numpy(eigenvalues)[i]):.3g}")
         plot_mesh(ax, vertices, faces, azimuth=azimuth, elevation=elevation, scalars=u[:, i], cmap=cmap,
