@@ -12,7 +12,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from facecourse.data.paths import data_dir
+from facecourse.data.paths import data_dir, synthetic_dir
 from facecourse.flame.io import DECA_EMBEDDING, RINGNET_DYNAMIC, RINGNET_STATIC
 
 #: Sizes of the synthetic model: ``"small"`` (CI and notebooks) and ``"full"`` (FLAME's 5023 vertices); their
@@ -40,7 +40,7 @@ def synthetic_model_path(size: str = "small") -> Path:
         size: ``"small"`` (about 1-2k vertices, for CI and notebooks) or ``"full"`` (FLAME-size, ~5k).
     """
     check_size(size)
-    path = data_dir() / "synthetic" / "flame" / size / "generic_model.pkl"
+    path = synthetic_dir() / "flame" / size / "generic_model.pkl"
     from facecourse.flame.synthetic import build_synthetic_flame, is_current  # lazy: only the paths are light
 
     if not is_current(path.parent, size):
@@ -72,7 +72,7 @@ def default_model_path(size: str = "small") -> Path:
 
 def is_synthetic(path) -> bool:
     """True when ``path`` lies in the synthetic data folder."""
-    return (data_dir() / "synthetic") in Path(path).resolve().parents
+    return synthetic_dir() in Path(path).resolve().parents
 
 
 __all__ = ["SIZES", "check_size", "default_model_path", "is_synthetic", "real_model_path", "synthetic_model_path"]
