@@ -19,7 +19,8 @@ from pathlib import Path
 
 from facecourse.data.assets import ASSETS, NOW_ROOT, asset_status
 from facecourse.data.paths import data_dir
-from facecourse.flame.io import DECA_EMBEDDING, RINGNET_DYNAMIC, RINGNET_STATIC
+from facecourse.flame.io import DECA_EMBEDDING
+from facecourse.flame.paths import SIZES, has_landmark_embedding
 
 PACKAGES: dict[str, tuple[str, bool]] = {
     "torch": ("torch", True),
@@ -77,12 +78,6 @@ def mode_report() -> dict:
         return {"mode": None, "error": str(err)}
 
 
-def _has_embedding(folder: Path) -> bool:
-    """A landmark embedding the FLAME loader accepts lies in ``folder`` (DECA's file or RingNet's pair)."""
-    return (folder / DECA_EMBEDDING).is_file() or ((folder / RINGNET_STATIC).is_file()
-                                                   and (folder / RINGNET_DYNAMIC).is_file())
-
-
 def _nonempty(folder: Path) -> bool:
     return folder.is_dir() and next(folder.iterdir(), None) is not None
 
@@ -102,8 +97,8 @@ def data_report(root: str | os.PathLike | None = None) -> dict[str, dict]:
 
     real_dir = root / "FLAME2020"
     real_pkl = real_dir / "generic_model.pkl"
-    real_usable = real_pkl.is_file() and _has_embedding(real_dir)
-    flame_syn = [p for p in (synthetic / "flame" / s / "generic_model.pkl" for s in ("small", "full")) if p.is_file()]
+    real_usable = real_pkl.is_file() and has_landmark_embedding(real_dir)
+    flame_syn = [p for p in (synthetic / "flame" / s / "generic_model.pkl" for s in SIZES) if p.is_file()]
     notes = []
     if real_pkl.is_file() and not real_usable:
         notes.append("FLAME2020/generic_model.pkl has no landmark embedding beside it, so it is not used yet")
@@ -122,7 +117,7 @@ def data_report(root: str | os.PathLike | None = None) -> dict[str, dict]:
     lmk_syn = synthetic / "flame" / "small" / DECA_EMBEDDING
     out["landmark_embedding"] = (
         {"source": "real", "path": str(real_dir), "detail": "embedding beside the FLAME 2020 pickle"}
-        if _has_embedding(real_dir)
+        if has_landmark_embedding(real_dir)
         else {"source": "synthetic", "path": str(lmk_syn), "detail": "embedding of the synthetic model"}
         if lmk_syn.is_file() else {"source": "missing", "path": str(lmk_real), "detail": ""}
     )

@@ -41,3 +41,18 @@ def test_synthetic_is_built_when_missing_and_reused(tmp_path, monkeypatch):
     assert not is_synthetic(default_model_path("small"))
     with pytest.raises(ValueError, match="size"):
         synthetic_model_path("huge")
+
+
+def test_landmark_embedding_is_deca_file_or_ringnet_pair(tmp_path):
+    from facecourse.flame.io import DECA_EMBEDDING, RINGNET_DYNAMIC, RINGNET_STATIC
+    from facecourse.flame.paths import has_landmark_embedding
+
+    assert not has_landmark_embedding(tmp_path)
+    (tmp_path / RINGNET_STATIC).write_bytes(b"")
+    assert not has_landmark_embedding(tmp_path)  # half of RingNet's pair
+    (tmp_path / RINGNET_DYNAMIC).write_bytes(b"")
+    assert has_landmark_embedding(tmp_path)
+    deca = tmp_path / "deca"
+    deca.mkdir()
+    (deca / DECA_EMBEDDING).write_bytes(b"")
+    assert has_landmark_embedding(deca)

@@ -9,6 +9,7 @@ Layout (official names, :func:`facecourse.data.paths.data_dir`):
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -25,6 +26,14 @@ def check_size(size: str) -> str:
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}, got {size!r}")
     return size
+
+
+def has_landmark_embedding(folder: str | os.PathLike) -> bool:
+    """True when a landmark embedding the FLAME loader accepts lies in ``folder``: DECA's
+    ``landmark_embedding.npy`` or RingNet's static + dynamic pair."""
+    folder = Path(folder)
+    return (folder / DECA_EMBEDDING).is_file() or ((folder / RINGNET_STATIC).is_file()
+                                                   and (folder / RINGNET_DYNAMIC).is_file())
 
 
 def real_model_path() -> Path:
@@ -60,9 +69,7 @@ def default_model_path(size: str = "small") -> Path:
     check_size(size)
     real = real_model_path()
     if real.is_file():
-        folder = real.parent
-        if (folder / DECA_EMBEDDING).is_file() or ((folder / RINGNET_STATIC).is_file()
-                                                   and (folder / RINGNET_DYNAMIC).is_file()):
+        if has_landmark_embedding(real.parent):
             return real
         warnings.warn(f"{real} is present but no landmark embedding beside it ({DECA_EMBEDDING}); run "
                       "`python data_download.py landmark-embedding`. Using the synthetic model meanwhile.",
@@ -75,4 +82,5 @@ def is_synthetic(path) -> bool:
     return synthetic_dir() in Path(path).resolve().parents
 
 
-__all__ = ["SIZES", "check_size", "default_model_path", "is_synthetic", "real_model_path", "synthetic_model_path"]
+__all__ = ["SIZES", "check_size", "default_model_path", "has_landmark_embedding", "is_synthetic", "real_model_path",
+           "synthetic_model_path"]
