@@ -52,6 +52,11 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+def missing_packages(versions: dict[str, str | None]) -> list[str]:
+    """Names of the required packages of :data:`PACKAGES` that ``versions`` (:func:`package_versions`) lacks."""
+    return [n for n, (_, required) in PACKAGES.items() if required and versions.get(n) is None]
+
+
 def device_report() -> dict:
     """The compute device the course will use (``facecourse.settings.device()``), CUDA details if any."""
     import torch
@@ -152,7 +157,7 @@ def data_report(root: str | os.PathLike | None = None) -> dict[str, dict]:
 def next_steps(versions: dict, device: dict, mode: dict, data: dict) -> list[str]:
     """Concrete advice, most important first, derived from the other parts of the report."""
     steps = []
-    missing = [n for n, (_, required) in PACKAGES.items() if required and versions.get(n) is None]
+    missing = missing_packages(versions)
     if missing:
         steps.append(f"Install the missing packages ({', '.join(missing)}): `make install` "
                      "(or `pip install -e '.[dev]'` in your environment).")
@@ -215,5 +220,4 @@ def run(args: argparse.Namespace) -> int:
     """Print the report; exit code 1 when a required package is missing, else 0."""
     rep = report()
     print(json.dumps(rep, indent=2) if args.json else format_report(rep))
-    missing = [n for n, (_, required) in PACKAGES.items() if required and rep["versions"].get(n) is None]
-    return 1 if missing else 0
+    return 1 if missing_packages(rep["versions"]) else 0
