@@ -217,6 +217,13 @@ def random_background(n: int, size: int, generator: torch.Generator) -> torch.Te
     return img.clamp(0, 1)
 
 
+def sample_identity(n: int, n_albedo: int, config: SyntheticImageConfig, generator: torch.Generator) -> dict:
+    """Draw ``n`` random people: ``shape (n, config.n_shape)`` FLAME coefficients and ``albedo (n, n_albedo)``
+    coefficients clamped to +-2.5 (standard-normal units scaled by ``shape_std`` / ``albedo_std``)."""
+    return {"shape": config.shape_std * torch.randn(n, config.n_shape, generator=generator),
+            "albedo": (config.albedo_std * torch.randn(n, n_albedo, generator=generator)).clamp(-2.5, 2.5)}
+
+
 def sample_parameters(n: int, n_albedo: int, config: SyntheticImageConfig, generator: torch.Generator,
                       identity: dict | None = None) -> dict:
     """Draw ``n`` random parameter sets (CPU tensors); ``identity`` (``shape``, ``albedo``) fixes who it is.
@@ -229,8 +236,7 @@ def sample_parameters(n: int, n_albedo: int, config: SyntheticImageConfig, gener
 
     deg = math.pi / 180
     if identity is None:
-        identity = {"shape": config.shape_std * torch.randn(n, config.n_shape, generator=generator),
-                    "albedo": (config.albedo_std * torch.randn(n, n_albedo, generator=generator)).clamp(-2.5, 2.5)}
+        identity = sample_identity(n, n_albedo, config, generator)
     jaw = torch.zeros(n, 3)
     jaw[:, 0] = u(0, config.jaw_max_deg * deg, n)
     pose = _axis_angle_xyz(u(-1, 1, n) * config.pitch_max_deg * deg, u(-1, 1, n) * config.yaw_max_deg * deg,
@@ -294,10 +300,9 @@ def render_identity_views(n_identities: int, views: int, image_size: int, seed: 
     """
     renderer = renderer or HeadRenderer.default()
     config = SyntheticImageConfig()
-    gen = torch.Generator().manual_seed(seed + 7919)
-    shape = config.shape_std * torch.randn(n_identities, config.n_shape, generator=gen)
-    albedo = torch.randn(n_identities, renderer.albedo_model.n_components, generator=gen).clamp(-2.5, 2.5)
-    ident = {"shape": shape.repeat_interleave(views, 0), "albedo": albedo.repeat_interleave(views, 0)}
+    people = sample_identity(n_identities, renderer.albedo_model.n_components, config,
+                             torch.Generator().manual_seed(seed + 7919))
+    ident = {k: v.repeat_interleave(views, 0) for k, v in people.items()}
     data = generate(n_identities * views, image_size, seed=seed, renderer=renderer, config=config,
                     identity=ident, batch_size=64)
     codes = torch.cat([ident["shape"], ident["albedo"]], dim=1)
