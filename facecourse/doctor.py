@@ -18,7 +18,7 @@ import platform
 from pathlib import Path
 
 from facecourse.data.assets import ASSETS, NOW_ROOT, asset_status
-from facecourse.data.paths import data_dir
+from facecourse.data.paths import resolve_data_dir
 from facecourse.flame.io import DECA_EMBEDDING
 from facecourse.flame.paths import SIZES, has_landmark_embedding
 
@@ -96,7 +96,7 @@ def data_report(root: str | os.PathLike | None = None) -> dict[str, dict]:
     :func:`facecourse.flame.default_model_path`, the real FLAME 2020 model counts only with a landmark
     embedding beside it; ``flame["real_needs_embedding"]`` flags a pickle that lacks one.
     """
-    root = Path(root) if root is not None else data_dir()
+    root = resolve_data_dir(root)
     synthetic = root / "synthetic"
     out: dict[str, dict] = {}
 
@@ -184,7 +184,7 @@ def next_steps(versions: dict, device: dict, mode: dict, data: dict) -> list[str
 def report(root: str | os.PathLike | None = None) -> dict:
     """The whole doctor report as a dict: ``versions``, ``device``, ``mode``, ``data_dir``, ``data``, ``next_steps``."""
     versions, device, mode = package_versions(), device_report(), mode_report()
-    root = Path(root) if root is not None else data_dir()
+    root = resolve_data_dir(root)
     data = data_report(root)
     return {"versions": versions, "device": device, "mode": mode, "data_dir": str(root), "data": data,
             "next_steps": next_steps(versions, device, mode, data)}

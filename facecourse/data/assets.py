@@ -41,7 +41,7 @@ from facecourse.data.download import (
     looks_like_html,
     sha256_file,
 )
-from facecourse.data.paths import data_dir
+from facecourse.data.paths import resolve_data_dir
 
 MPI_DOWNLOAD = "https://download.is.tue.mpg.de/download.php?domain={domain}&sfile={name}&resume=1"
 """The MPI-IS download endpoint shared by FLAME, NoW and CoMA: a POST with ``username`` and ``password``
@@ -274,7 +274,7 @@ def _matches(root: Path, pattern: str) -> bool:
 
 def asset_status(name: str, root: str | os.PathLike | None = None) -> str:
     """``"present"`` (every marker path exists), ``"partial"`` (some do) or ``"missing"``."""
-    root = Path(root) if root is not None else data_dir()
+    root = resolve_data_dir(root)
     asset = get_asset(name)
     hits = [_matches(root, p) for p in asset.present]
     return "present" if all(hits) else "partial" if any(hits) else "missing"
@@ -285,7 +285,7 @@ def asset_status(name: str, root: str | os.PathLike | None = None) -> str:
 
 def read_manifest(root: str | os.PathLike | None = None) -> dict:
     """The manifest (``{asset: {file name: {sha256, size, url, date}}}``); empty when there is none."""
-    path = (Path(root) if root is not None else data_dir()) / MANIFEST
+    path = resolve_data_dir(root) / MANIFEST
     return json.loads(path.read_text()) if path.exists() else {}
 
 
@@ -421,7 +421,7 @@ def fetch_asset(
     asset = get_asset(name)
     if not asset.files:
         raise ValueError(f"{name!r} is built locally, not downloaded; run `python data_download.py {name}`")
-    root = Path(root) if root is not None else data_dir()
+    root = resolve_data_dir(root)
     installed: list[Path] = []
     if local_files:
         for local in map(Path, local_files):
@@ -494,7 +494,7 @@ def build_synthetic(
     half-written. Parts already present are kept unless ``force``. ``builders`` defaults to
     :data:`SYNTHETIC_BUILDERS`.
     """
-    root = Path(root) if root is not None else data_dir()
+    root = resolve_data_dir(root)
     builders = SYNTHETIC_BUILDERS if builders is None else builders
     built = []
     for builder in builders:
@@ -520,7 +520,7 @@ def build_synthetic(
 
 def describe_assets(root: str | os.PathLike | None = None) -> list[dict[str, str]]:
     """One row per asset: name, title, licence, size, location (absolute), status, account variables."""
-    root = Path(root) if root is not None else data_dir()
+    root = resolve_data_dir(root)
     rows = []
     for asset in ASSETS.values():
         rows.append({

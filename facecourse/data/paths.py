@@ -28,6 +28,12 @@ def data_dir() -> Path:
     return Path("data").resolve()
 
 
+def resolve_data_dir(root: str | os.PathLike | None = None) -> Path:
+    """The data directory a function with an optional ``root`` argument works in: ``root`` as a Path when
+    given (tests, another data folder), else :func:`data_dir`."""
+    return Path(root) if root is not None else data_dir()
+
+
 def synthetic_dir() -> Path:
     """Return ``data_dir() / "synthetic"``: the embedded default, in the official file formats."""
     return data_dir() / "synthetic"
