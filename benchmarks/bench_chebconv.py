@@ -11,27 +11,11 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import torch
+from bench_chebyshev_vs_exact import load_mesh_5k  # the one FLAME-size mesh of the benchmarks (same folder)
 
-from facecourse.nn import ChebConv, decimate
+from facecourse.nn import ChebConv
 from facecourse.nn.chebconv import compare_with_pyg
-
-
-def flame_size_mesh() -> tuple[str, np.ndarray, int]:
-    """Name, faces and vertex count of a ~5k-vertex mesh: the synthetic 'full' FLAME if it can be built, else a sphere."""
-    try:
-        from facecourse.flame import FLAME, default_model_path
-
-        flame = FLAME.from_file(default_model_path("full"))
-        return f"FLAME ({default_model_path('full')})", flame.faces.numpy(), flame.n_vertices
-    except Exception as exc:  # the FLAME model is optional for this benchmark
-        import trimesh
-
-        print(f"(FLAME 'full' unavailable: {exc}; using a 5023-vertex decimated icosphere)")
-        m = trimesh.creation.icosphere(5)
-        kept, faces = decimate(m.vertices, m.faces, 5023)
-        return "icosphere decimated to 5023 vertices", faces, len(kept)
 
 
 def main() -> None:
@@ -42,7 +26,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     torch.manual_seed(0)
-    name, faces, n = flame_size_mesh()
+    vertices, faces, name = load_mesh_5k()
+    n = len(vertices)
     b, c, k = args.batch, args.channels, args.K
     conv = ChebConv.from_faces(c, c, k, faces, n)
     x = torch.randn(b, n, c)
@@ -52,6 +37,7 @@ def main() -> None:
     print(f"facecourse ChebConv          forward+backward: {1e3 * r['ours_s']:8.1f} ms")
     print(f"PyG ChebConv (batched graph) forward+backward: {1e3 * r['pyg_s']:8.1f} ms")
     print(f"speed ratio PyG / facecourse: {r['ratio']:.1f}x (target >= 3x)")
+
 
 if __name__ == "__main__":
     main()

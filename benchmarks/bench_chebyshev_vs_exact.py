@@ -27,7 +27,7 @@ from facecourse.spectral import (
 
 
 def load_mesh_5k() -> tuple[np.ndarray, np.ndarray, str]:
-    """``(vertices (V, 3), faces (F, 3), description)`` of a FLAME-size mesh."""
+    """``(vertices (V, 3), faces (F, 3), description)`` of a FLAME-size mesh (also used by bench_chebconv.py)."""
     try:
         from facecourse.flame import default_model_path, load_model
 
