@@ -158,6 +158,12 @@ class PredictionMalformed(ValueError):
         self.path = path
 
 
+def prediction_base(pred_dir: str | os.PathLike, image: NowImage) -> Path:
+    """``<pred_dir>/<subject>/<challenge>/<IMG stem>``: where the prediction files of ``image`` live, without
+    their suffix."""
+    return Path(pred_dir) / image.subject / image.challenge / image.stem
+
+
 def prediction_files(pred_dir: str | os.PathLike, image: NowImage) -> tuple[Path, Path]:
     """``(mesh, landmarks)`` files of ``image``; the first existing suffix wins (.obj before .ply, .npy
     before .txt).
@@ -165,7 +171,7 @@ def prediction_files(pred_dir: str | os.PathLike, image: NowImage) -> tuple[Path
     Raises:
         PredictionMissing: naming every candidate of whichever file is absent.
     """
-    base = Path(pred_dir) / image.subject / image.challenge / image.stem
+    base = prediction_base(pred_dir, image)
     chosen = []
     for kind, suffixes in (("mesh", MESH_SUFFIXES), ("landmarks", LANDMARK_SUFFIXES)):
         candidates = [base.with_suffix(s) for s in suffixes]
@@ -247,13 +253,12 @@ def write_prediction(pred_dir: str | os.PathLike, image: NowImage, vertices, fac
     Returns:
         ``(mesh path, landmarks path)``.
     """
-    base = Path(pred_dir) / image.subject / image.challenge / image.stem
-    return write_mesh_and_landmarks(base, vertices, faces, landmarks, mesh_suffix)
+    return write_mesh_and_landmarks(prediction_base(pred_dir, image), vertices, faces, landmarks, mesh_suffix)
 
 
 __all__ = [
     "CHALLENGES", "DATASET_SUBDIR", "IMAGES_SUBDIR", "NowImage", "PredictionMalformed", "PredictionMissing",
     "SPLIT_FILES", "default_now_dir", "image_path", "load_landmarks_file", "load_prediction", "load_scan",
-    "prediction_files", "read_image_list", "real_now_dir", "scan_files", "split_file", "write_image_list",
+    "prediction_base", "prediction_files", "read_image_list", "real_now_dir", "scan_files", "split_file", "write_image_list",
     "write_mesh_and_landmarks", "write_prediction",
 ]
