@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from facecourse.data.atomic import atomic_path
+from facecourse.data.atomic import atomic_open
 from facecourse.data.paths import data_dir
 from facecourse.mesh import load_mesh
 
@@ -139,9 +139,8 @@ def load_coma_split(root: str | Path | None = None, split: str = "sliced", held_
             continue
         out[name], out["faces"] = load_coma_vertices(subset, progress)
         if cache:
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as handle:
-                    np.save(handle, out[name])
+            with atomic_open(path) as handle:
+                np.save(handle, out[name])
     if "faces" not in out:
         out["faces"] = load_mesh(files[0].path)[1]
     return out

@@ -27,7 +27,7 @@ import igl
 import numpy as np
 import scipy.sparse as sp
 
-from facecourse.data.atomic import atomic_path
+from facecourse.data.atomic import atomic_open
 from facecourse.data.paths import data_dir
 from facecourse.mesh.geometry import barycentric_coordinates
 from facecourse.spectral.eigen import topology_hash  # the one topology key of the package
@@ -229,9 +229,8 @@ def _save(path: Path, h: MeshHierarchy) -> None:
         uc = u.tocoo()
         arrays[f"up_{i}"] = np.stack([uc.row, uc.col]).astype(np.int64)
         arrays[f"upw_{i}"] = uc.data
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
+    with atomic_open(path) as handle:
+        np.savez(handle, **arrays)
 
 
 def _load(path: Path, topo: str, factors: tuple[int, ...]) -> MeshHierarchy:
