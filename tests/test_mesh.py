@@ -41,6 +41,9 @@ def test_mesh_round_trip(tmp_path):
         np.testing.assert_allclose(v, m.vertices, atol=1e-6)
         np.testing.assert_array_equal(f, m.faces)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temp files left"
+    with pytest.raises(ValueError, match="faces must be an integer array"):
+        save_mesh(tmp_path / "bad.obj", m.vertices, m.faces + 0.5)
+    assert not (tmp_path / "bad.obj").exists()
 
 
 

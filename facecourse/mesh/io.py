@@ -9,6 +9,7 @@ import numpy as np
 import trimesh
 
 from facecourse.data.atomic import atomic_path
+from facecourse.mesh.topology import _as_faces
 
 
 def load_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -46,18 +47,16 @@ def save_mesh(path: str | os.PathLike, vertices, faces) -> Path:
     Args:
         path: destination file.
         vertices: ``(V, 3)`` array-like (numpy or torch).
-        faces: ``(F, 3)`` integer array-like.
+        faces: ``(F, 3)`` integer array-like (numpy or torch); float indices are refused, not truncated.
 
     Returns:
         The path written.
     """
     path = Path(path)
     vertices = np.asarray(vertices.detach().cpu() if hasattr(vertices, "detach") else vertices, dtype=np.float64)
-    faces = np.asarray(faces.detach().cpu() if hasattr(faces, "detach") else faces, dtype=np.int64)
+    faces = _as_faces(faces.detach().cpu() if hasattr(faces, "detach") else faces)
     if vertices.ndim != 2 or vertices.shape[1] != 3:
         raise ValueError(f"vertices must have shape (V, 3), got {vertices.shape}")
-    if faces.ndim != 2 or faces.shape[1] != 3:
-        raise ValueError(f"faces must have shape (F, 3), got {faces.shape}")
     mesh = trimesh.Trimesh(vertices, faces, process=False)
     with atomic_path(path) as tmp:
         mesh.export(tmp, file_type=path.suffix.lstrip(".").lower())
