@@ -13,8 +13,9 @@ from matplotlib.collections import PolyCollection
 from matplotlib.colors import Normalize
 
 
-def _numpy(x) -> np.ndarray:
-    return np.asarray(x.detach().cpu() if hasattr(x, "detach") else x)
+def _numpy(x, dtype=None) -> np.ndarray:
+    """``x`` (array-like, or a torch tensor on any device) as a numpy array, of ``dtype`` when given."""
+    return np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=dtype)
 
 
 def view_rotation(azimuth: float = 0.0, elevation: float = 0.0) -> np.ndarray:
