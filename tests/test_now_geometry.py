@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import trimesh
 from scipy.spatial.transform import Rotation
+from test_now_eval import toy_head
 
 from facecourse.now import (
     M_TO_MM, Similarity, SurfaceDistance, crop_scan, cumulative_error_curve, error_stats, face_crop_sphere,
@@ -96,19 +97,9 @@ def test_procrustes_fixed_scale_and_no_reflection():
     assert np.linalg.det(procrustes(src, mirrored).rotation) == pytest.approx(1.0)
 
 
-def _toy_head(subdivisions=3):
-    """Ellipsoid head (mm) with a nose bump, and a denser, noisy, front-only 'scan' of the same surface."""
-    def surface(sub):
-        m = trimesh.creation.icosphere(subdivisions=sub)
-        d = m.vertices.copy()
-        bump = 12.0 * np.exp(-((d[:, 0] / 0.25) ** 2 + ((d[:, 1] + 0.1) / 0.3) ** 2)) * (d[:, 2] > 0)
-        v = d * np.array([75.0, 100.0, 90.0]) + bump[:, None] * np.array([0, 0, 1.0])
-        return v, m.faces
-    return surface(subdivisions), surface(subdivisions + 2)
-
-
 def test_refinement_lowers_the_error_and_recovers_a_perturbation():
-    (pv, pf), (sv, sf) = _toy_head()
+    pv, pf, _ = toy_head(3)  # the prediction, and a denser surface of the same head for the scan
+    sv = toy_head(5)[0]
     rng = np.random.default_rng(4)
     scan = sv[sv[:, 2] > -20.0] + rng.normal(scale=0.1, size=(np.sum(sv[:, 2] > -20.0), 3))
     true = Similarity(1.03, Rotation.from_rotvec([0.04, -0.03, 0.02]).as_matrix(), np.array([2.0, -1.5, 1.0]))
