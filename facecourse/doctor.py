@@ -19,8 +19,8 @@ from pathlib import Path
 
 from facecourse.data.assets import ASSETS, NOW_ROOT, asset_status
 from facecourse.data.paths import resolve_data_dir
-from facecourse.flame.io import DECA_EMBEDDING
-from facecourse.flame.paths import SIZES, has_landmark_embedding
+from facecourse.flame.io import DECA_EMBEDDING, has_landmark_embedding
+from facecourse.flame.paths import SIZES
 
 PACKAGES: dict[str, tuple[str, bool]] = {
     "torch": ("torch", True),

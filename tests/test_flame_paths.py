@@ -44,8 +44,7 @@ def test_synthetic_is_built_when_missing_and_reused(tmp_path, monkeypatch):
 
 
 def test_landmark_embedding_is_deca_file_or_ringnet_pair(tmp_path):
-    from facecourse.flame.io import DECA_EMBEDDING, RINGNET_DYNAMIC, RINGNET_STATIC
-    from facecourse.flame.paths import has_landmark_embedding
+    from facecourse.flame.io import DECA_EMBEDDING, RINGNET_DYNAMIC, RINGNET_STATIC, has_landmark_embedding
 
     assert not has_landmark_embedding(tmp_path)
     (tmp_path / RINGNET_STATIC).write_bytes(b"")

@@ -458,6 +458,17 @@ def load_ringnet_landmark_embedding(folder) -> dict:
     }
 
 
+def has_landmark_embedding(folder: str | os.PathLike) -> bool:
+    """True when a landmark embedding the FLAME loader accepts lies in ``folder``: DECA's
+    ``landmark_embedding.npy`` or RingNet's static + dynamic pair."""
+    folder = Path(folder)
+    return (folder / DECA_EMBEDDING).is_file() or _has_ringnet_pair(folder)
+
+
+def _has_ringnet_pair(folder: Path) -> bool:
+    return (folder / RINGNET_STATIC).is_file() and (folder / RINGNET_DYNAMIC).is_file()
+
+
 def find_landmark_embedding(folder) -> dict:
     """The landmark embedding beside a model: DECA ``landmark_embedding.npy`` first, else RingNet's pair.
 
@@ -471,7 +482,7 @@ def find_landmark_embedding(folder) -> dict:
     folder = Path(folder)
     if (folder / DECA_EMBEDDING).is_file():
         return {**load_deca_landmark_embedding(folder / DECA_EMBEDDING), "source": DECA_EMBEDDING}
-    if (folder / RINGNET_STATIC).is_file() and (folder / RINGNET_DYNAMIC).is_file():
+    if _has_ringnet_pair(folder):
         return {**load_ringnet_landmark_embedding(folder), "source": RINGNET_STATIC}
     raise FileNotFoundError(
         f"no landmark embedding in {folder}: expected {DECA_EMBEDDING} (DECA) or {RINGNET_STATIC} + "
@@ -514,7 +525,7 @@ def load_masks(path) -> dict:
 __all__ = [
     "ChumpyState", "DECA_EMBEDDING", "MASKS_FILE", "MASK_NAMES", "MODEL_KEYS", "RINGNET_DYNAMIC",
     "RINGNET_STATIC", "ROOT_PARENT_UINT32", "RestrictedUnpickler", "UnsafePickleError",
-    "find_landmark_embedding", "load_deca_landmark_embedding", "load_masks", "load_model",
-    "load_ringnet_landmark_embedding", "safe_load_npy", "safe_load_pickle", "save_deca_landmark_embedding",
-    "save_masks", "save_model", "save_ringnet_landmark_embedding",
+    "find_landmark_embedding", "has_landmark_embedding", "load_deca_landmark_embedding", "load_masks",
+    "load_model", "load_ringnet_landmark_embedding", "safe_load_npy", "safe_load_pickle",
+    "save_deca_landmark_embedding", "save_masks", "save_model", "save_ringnet_landmark_embedding",
 ]

@@ -9,12 +9,11 @@ Layout (official names, :func:`facecourse.data.paths.data_dir`):
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
 from facecourse.data.paths import data_dir, synthetic_dir
-from facecourse.flame.io import DECA_EMBEDDING, RINGNET_DYNAMIC, RINGNET_STATIC
+from facecourse.flame.io import DECA_EMBEDDING, has_landmark_embedding
 
 #: Sizes of the synthetic model: ``"small"`` (CI and notebooks) and ``"full"`` (FLAME's 5023 vertices); their
 #: vertex budgets are :data:`facecourse.flame.synthetic.VERTEX_BUDGETS`.
@@ -26,14 +25,6 @@ def check_size(size: str) -> str:
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}, got {size!r}")
     return size
-
-
-def has_landmark_embedding(folder: str | os.PathLike) -> bool:
-    """True when a landmark embedding the FLAME loader accepts lies in ``folder``: DECA's
-    ``landmark_embedding.npy`` or RingNet's static + dynamic pair."""
-    folder = Path(folder)
-    return (folder / DECA_EMBEDDING).is_file() or ((folder / RINGNET_STATIC).is_file()
-                                                   and (folder / RINGNET_DYNAMIC).is_file())
 
 
 def real_model_path() -> Path:
@@ -82,5 +73,4 @@ def is_synthetic(path) -> bool:
     return synthetic_dir() in Path(path).resolve().parents
 
 
-__all__ = ["SIZES", "check_size", "default_model_path", "has_landmark_embedding", "is_synthetic", "real_model_path",
-           "synthetic_model_path"]
+__all__ = ["SIZES", "check_size", "default_model_path", "is_synthetic", "real_model_path", "synthetic_model_path"]
