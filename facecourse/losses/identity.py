@@ -149,7 +149,8 @@ class SmallFaceEmbedder(nn.Module):
 
 
 # ------------------------------------------------------------------------------------- recogniser
-def _arcface_preprocess(x):
+def _unit_preprocess(x):
+    """[0, 1] -> [-1, 1]: ArcFace's ``(x - 0.5) / 0.5``, also the synthetic embedder's input."""
     return (x - 0.5) / 0.5
 
 
@@ -158,11 +159,7 @@ def _vggface2_preprocess(x):
     return x[:, [2, 1, 0]] * 255.0 - mean
 
 
-def _unit_preprocess(x):
-    return x * 2 - 1
-
-
-_PREPROCESS = {"arcface": _arcface_preprocess, "vggface2": _vggface2_preprocess, "unit": _unit_preprocess}
+_PREPROCESS = {"arcface": _unit_preprocess, "vggface2": _vggface2_preprocess, "unit": _unit_preprocess}
 
 
 class FaceRecogniser(nn.Module):
