@@ -35,8 +35,7 @@ def sparse_vertex_map(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     b, v, c = x.shape
     if v != matrix.shape[1]:
         raise ValueError(f"x has {v} vertices, the operator expects {matrix.shape[1]}")
-    m = matrix if matrix.dtype == x.dtype else matrix.to(x.dtype)
-    out = m @ x.permute(1, 0, 2).reshape(v, b * c)
+    out = matrix.to(x.dtype) @ x.permute(1, 0, 2).reshape(v, b * c)
     return out.reshape(-1, b, c).permute(1, 0, 2)
 
 

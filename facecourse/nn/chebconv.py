@@ -83,8 +83,8 @@ class ChebConv(nn.Module):
         """``(B, V, C_in) -> (B, V, C_out)``: :math:`\\sum_k T_k(\\tilde L) X W_k + b`."""
         if x.ndim != 3 or x.shape[1] != self.n_vertices or x.shape[2] != self.in_channels:
             raise ValueError(f"x must be (B, {self.n_vertices}, {self.in_channels}), got {tuple(x.shape)}")
-        lap = self.laplacian if self.laplacian.dtype == x.dtype else self.laplacian.to(x.dtype)
-        tx = chebyshev_basis(lap, x, self.K)  # (K, B, V, C_in), a view of a contiguous (K, V, B, C_in)
+        # (K, B, V, C_in), a view of a contiguous (K, V, B, C_in); .to is a no-op when the dtypes agree
+        tx = chebyshev_basis(self.laplacian.to(x.dtype), x, self.K)
         b, v = x.shape[:2]
         # Work in the (V, B) row layout the recursion produced: no permutation copies, one small matmul per
         # order. The result is returned as a (B, V, C_out) view, which the next layer reads without copying.
