@@ -239,8 +239,9 @@ def find_texture_model(folders=None) -> Path | None:
     """
     if folders is None:
         from facecourse.data.paths import data_dir
+        from facecourse.flame.paths import real_model_path
 
-        folders = (data_dir(), data_dir() / "FLAME2020")
+        folders = (data_dir(), real_model_path().parent)
     for folder in folders:
         for name in TEXTURE_FILES:
             path = Path(folder) / name
