@@ -123,8 +123,9 @@ class PretrainConfig:
 def load_flame(model: str = "small"):
     """The FLAME module of ``model`` (``"small"``/``"full"`` via ``default_model_path``, or a file path)."""
     from facecourse.flame import FLAME, default_model_path
+    from facecourse.flame.paths import SIZES
 
-    path = default_model_path(model) if model in ("small", "full") else Path(model)
+    path = default_model_path(model) if model in SIZES else Path(model)
     return FLAME.from_file(path)
 
 
