@@ -21,8 +21,10 @@ import math
 
 import numpy as np
 import torch
+from scipy.sparse.csgraph import shortest_path
 from torch import nn
 
+from facecourse.mesh import adjacency_matrix, edges_from_faces
 from facecourse.spectral import chebyshev_basis, scaled_laplacian, to_torch_sparse
 
 
@@ -123,17 +125,11 @@ def impulse_responses(laplacian: torch.Tensor, vertex: int, K: int) -> torch.Ten
 
 def hop_distances(faces, n_vertices: int, vertex: int) -> np.ndarray:
     """Graph distance (number of mesh edges) from ``vertex`` to every vertex, ``(V,)`` float (inf if unreachable)."""
-    from scipy.sparse.csgraph import shortest_path
-
-    from facecourse.mesh import adjacency_matrix
-
     return shortest_path(adjacency_matrix(np.asarray(faces), n_vertices), unweighted=True, indices=int(vertex))
 
 
 def batched_edge_index(faces, n_vertices: int, batch: int) -> torch.Tensor:
     """PyG ``edge_index`` ``(2, 2 E B)`` of ``batch`` disjoint copies of the mesh (how PyG batches graphs)."""
-    from facecourse.mesh import edges_from_faces
-
     e = torch.from_numpy(edges_from_faces(np.asarray(faces))).T
     one = torch.cat([e, e.flip(0)], dim=1)
     return torch.cat([one + i * n_vertices for i in range(batch)], dim=1)
