@@ -37,6 +37,11 @@ import scipy.sparse
 
 from facecourse.data.atomic import atomic_open
 
+#: Joint order of FLAME: 0 global (root), 1 neck, 2 jaw, 3 left eye, 4 right eye.
+JOINT_NAMES = ("global", "neck", "jaw", "left_eye", "right_eye")
+#: Number of shape / expression slots in an official ``shapedirs`` (300 + 100).
+SHAPE_SPACE_DIM = 300
+EXPRESSION_SPACE_DIM = 100
 #: Keys every FLAME model pickle holds (official names).
 MODEL_KEYS = ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "J")
 #: Parent of the root joint as stored in official ``kintree_table`` (uint32 of -1).
@@ -523,9 +528,9 @@ def load_masks(path) -> dict:
 
 
 __all__ = [
-    "ChumpyState", "DECA_EMBEDDING", "MASKS_FILE", "MASK_NAMES", "MODEL_KEYS", "RINGNET_DYNAMIC",
-    "RINGNET_STATIC", "ROOT_PARENT_UINT32", "RestrictedUnpickler", "UnsafePickleError",
-    "find_landmark_embedding", "has_landmark_embedding", "load_deca_landmark_embedding", "load_masks",
-    "load_model", "load_ringnet_landmark_embedding", "safe_load_npy", "safe_load_pickle",
+    "ChumpyState", "DECA_EMBEDDING", "EXPRESSION_SPACE_DIM", "JOINT_NAMES", "MASKS_FILE", "MASK_NAMES", "MODEL_KEYS",
+    "RINGNET_DYNAMIC", "RINGNET_STATIC", "ROOT_PARENT_UINT32", "RestrictedUnpickler", "SHAPE_SPACE_DIM",
+    "UnsafePickleError", "find_landmark_embedding", "has_landmark_embedding", "load_deca_landmark_embedding",
+    "load_masks", "load_model", "load_ringnet_landmark_embedding", "safe_load_npy", "safe_load_pickle",
     "save_deca_landmark_embedding", "save_masks", "save_model", "save_ringnet_landmark_embedding",
 ]

@@ -19,15 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from facecourse.flame.io import find_landmark_embedding, load_model
+from facecourse.flame.io import EXPRESSION_SPACE_DIM, JOINT_NAMES, SHAPE_SPACE_DIM, find_landmark_embedding, load_model
 from facecourse.flame.landmarks import N_CONTOUR_ROWS, NOW7_STATIC51, flame_landmarks
 from facecourse.flame.lbs import lbs
-
-#: Number of shape / expression slots in an official ``shapedirs`` (300 + 100).
-SHAPE_SPACE_DIM = 300
-EXPRESSION_SPACE_DIM = 100
-JOINT_NAMES = ("global", "neck", "jaw", "left_eye", "right_eye")
-
 
 @dataclass
 class FLAMEOutput:

@@ -37,17 +37,15 @@ from scipy.optimize import nnls
 
 from facecourse.data.atomic import staging_dir
 from facecourse.flame import synthetic_geometry as geo
-from facecourse.flame.io import MASK_NAMES, save_deca_landmark_embedding, save_masks, save_model, \
-    save_ringnet_landmark_embedding
+from facecourse.flame.io import EXPRESSION_SPACE_DIM, MASK_NAMES, SHAPE_SPACE_DIM, save_deca_landmark_embedding, \
+    save_masks, save_model, save_ringnet_landmark_embedding
 from facecourse.flame.landmarks import N_CONTOUR_ROWS, yaw_for_contour_row
 from facecourse.flame.paths import check_size
 from facecourse.flame.synthetic_geometry import Anatomy, gauss
 from facecourse.mesh import geometry as mesh_geometry
 from facecourse.mesh.geometry import barycentric_coordinates
 
-#: Joint order of FLAME.
-JOINT_NAMES = ("global", "neck", "jaw", "left_eye", "right_eye")
-#: Parent of each joint (-1 = root).
+#: Parent of each joint of :data:`facecourse.flame.io.JOINT_NAMES` (-1 = root).
 PARENTS = (-1, 0, 1, 1, 1)
 #: Vertex budget of each size (:data:`facecourse.flame.paths.SIZES`): head surface vertices and eyeball (rings,
 #: segments); "full" totals FLAME's 5023.
@@ -55,7 +53,6 @@ VERTEX_BUDGETS = {
     "small": {"head": 1500, "eye_rings": 9, "eye_segments": 14},
     "full": {"head": 5023 - 2 * (2 + 14 * 20), "eye_rings": 14, "eye_segments": 20},
 }
-N_SHAPE, N_EXPRESSION = 300, 100
 #: Number of identity directions the synthetic model defines (the rest of the 300 are zero).
 N_SHAPE_DEFINED = 100
 
@@ -358,7 +355,7 @@ def make_shape_basis(mesh: HeadMesh, anatomy: Anatomy = Anatomy(), seed: int = 0
     rms = np.sqrt((rand ** 2).sum(1).mean(0))
     target = norms[order][-1] * 0.93 ** np.arange(1, n_rand + 1) / np.sqrt(len(mesh.vertices))
     rand = rand / rms * target
-    out = np.zeros((len(mesh.vertices), 3, N_SHAPE))
+    out = np.zeros((len(mesh.vertices), 3, SHAPE_SPACE_DIM))
     out[..., :N_SHAPE_DEFINED] = np.concatenate([fields, rand], -1)
     return out, names + [f"random {i}" for i in range(n_rand)]
 
@@ -469,7 +466,7 @@ def make_expression_basis(mesh: HeadMesh, anatomy: Anatomy = Anatomy()) -> tuple
     named = _expression_fields(mesh, anatomy)
     fields = np.stack([f for _, f in named], -1)
     order = np.argsort(-np.linalg.norm(fields.reshape(-1, fields.shape[-1]), axis=0), kind="stable")
-    out = np.zeros((len(mesh.vertices), 3, N_EXPRESSION))
+    out = np.zeros((len(mesh.vertices), 3, EXPRESSION_SPACE_DIM))
     out[..., :len(named)] = fields[..., order]
     return out, [named[i][0] for i in order]
 
@@ -877,7 +874,7 @@ def build_synthetic_flame(out_dir: str | os.PathLike, size: str = "small", seed:
 
 __all__ = [
     "GENERATOR_STAMP", "generator_digest", "is_current",
-    "Anatomy", "HeadMesh", "JOINT_NAMES", "MODEL_FILES", "PARENTS", "VERTEX_BUDGETS", "build_synthetic_flame",
+    "Anatomy", "HeadMesh", "MODEL_FILES", "PARENTS", "VERTEX_BUDGETS", "build_synthetic_flame",
     "contour_for_yaw", "contour_region", "jaw_weights", "make_dynamic_contour", "make_expression_basis",
     "make_head_mesh", "make_joint_regressor", "make_masks", "make_posedirs", "make_shape_basis",
     "make_skinning", "make_static_landmarks", "make_synthetic_model", "static_landmark_targets",
