@@ -46,16 +46,17 @@ def plot_eigenvectors(vertices, faces, eigenvectors, indices, eigenvalues=None, 
     Returns:
         The matplotlib ``Figure`` (colour scale symmetric about 0 in each panel: red > 0 > blue).
     """
-    u = _numpy(eigenvectors)
+    u, n = _numpy(eigenvectors), len(_numpy(vertices))
+    lam = None if eigenvalues is None else _numpy(eigenvalues)
     indices = list(indices)
-    if u.ndim != 2 or u.shape[0] != len(_numpy(vertices)):
-        raise ValueError(f"eigenvectors must be (V, k) with V={len(_numpy(vertices))}, got {u.shape}")
+    if u.ndim != 2 or u.shape[0] != n:
+        raise ValueError(f"eigenvectors must be (V, k) with V={n}, got {u.shape}")
     if not indices or max(indices) >= u.shape[1]:
         raise ValueError(f"indices must be non-empty column indices < {u.shape[1]}, got {indices}")
     fig, axes = _grid(len(indices), ncols, panel_size, height=1.1)  # room for the titles
     for ax, i in zip(axes, indices):
         lo, hi = _symmetric_range(u[:, i])
-        title = f"$u_{{{i}}}$" + ("" if eigenvalues is None else f", $\\lambda$={float(_numpy(eigenvalues)[i]):.3g}")
+        title = f"$u_{{{i}}}$" + ("" if lam is None else f", $\\lambda$={float(lam[i]):.3g}")
         plot_mesh(ax, vertices, faces, azimuth=azimuth, elevation=elevation, scalars=u[:, i], cmap=cmap,
                   vmin=lo, vmax=hi, title=title)
     fig.tight_layout()
