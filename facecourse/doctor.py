@@ -19,7 +19,7 @@ from pathlib import Path
 
 from facecourse.data.assets import ASSETS, NOW_ROOT, asset_status
 from facecourse.data.paths import resolve_data_dir
-from facecourse.flame.io import DECA_EMBEDDING, has_landmark_embedding
+from facecourse.flame.io import DECA_EMBEDDING, MODEL_FILE, has_landmark_embedding
 from facecourse.flame.paths import SIZES
 
 PACKAGES: dict[str, tuple[str, bool]] = {
@@ -101,9 +101,9 @@ def data_report(root: str | os.PathLike | None = None) -> dict[str, dict]:
     out: dict[str, dict] = {}
 
     real_dir = root / "FLAME2020"
-    real_pkl = real_dir / "generic_model.pkl"
+    real_pkl = real_dir / MODEL_FILE
     real_usable = real_pkl.is_file() and has_landmark_embedding(real_dir)
-    flame_syn = [p for p in (synthetic / "flame" / s / "generic_model.pkl" for s in SIZES) if p.is_file()]
+    flame_syn = [p for p in (synthetic / "flame" / s / MODEL_FILE for s in SIZES) if p.is_file()]
     notes = []
     if real_pkl.is_file() and not real_usable:
         notes.append("FLAME2020/generic_model.pkl has no landmark embedding beside it, so it is not used yet")

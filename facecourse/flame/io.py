@@ -49,6 +49,8 @@ ROOT_PARENT_UINT32 = 4294967295
 #: Official region names of ``FLAME_masks.pkl``.
 MASK_NAMES = ("eye_region", "neck", "left_eyeball", "right_eyeball", "right_ear", "right_eye_region",
               "forehead", "lips", "nose", "scalp", "boundary", "face", "left_ear", "left_eye_region")
+#: Official file names: the model pickle, the landmark embeddings (DECA; RingNet's pair) and the vertex masks.
+MODEL_FILE = "generic_model.pkl"
 DECA_EMBEDDING = "landmark_embedding.npy"
 RINGNET_STATIC = "flame_static_embedding.pkl"
 RINGNET_DYNAMIC = "flame_dynamic_embedding.npy"
@@ -324,7 +326,7 @@ def load_model(path: str | os.PathLike) -> dict:
     """
     path = Path(path)
     if path.is_dir():
-        path = path / "generic_model.pkl"
+        path = path / MODEL_FILE
     data = safe_load_pickle(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a FLAME model pickle holds a dict, got {type(data).__name__}")
@@ -528,8 +530,8 @@ def load_masks(path) -> dict:
 
 
 __all__ = [
-    "ChumpyState", "DECA_EMBEDDING", "EXPRESSION_SPACE_DIM", "JOINT_NAMES", "MASKS_FILE", "MASK_NAMES", "MODEL_KEYS",
-    "RINGNET_DYNAMIC", "RINGNET_STATIC", "ROOT_PARENT_UINT32", "RestrictedUnpickler", "SHAPE_SPACE_DIM",
+    "ChumpyState", "DECA_EMBEDDING", "EXPRESSION_SPACE_DIM", "JOINT_NAMES", "MASKS_FILE", "MASK_NAMES", "MODEL_FILE",
+    "MODEL_KEYS", "RINGNET_DYNAMIC", "RINGNET_STATIC", "ROOT_PARENT_UINT32", "RestrictedUnpickler", "SHAPE_SPACE_DIM",
     "UnsafePickleError", "find_landmark_embedding", "has_landmark_embedding", "load_deca_landmark_embedding",
     "load_masks", "load_model", "load_ringnet_landmark_embedding", "safe_load_npy", "safe_load_pickle",
     "save_deca_landmark_embedding", "save_masks", "save_model", "save_ringnet_landmark_embedding",

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from facecourse.flame.io import EXPRESSION_SPACE_DIM, JOINT_NAMES, SHAPE_SPACE_DIM, find_landmark_embedding, load_model
+from facecourse.flame.io import (EXPRESSION_SPACE_DIM, JOINT_NAMES, MODEL_FILE, SHAPE_SPACE_DIM,
+                                 find_landmark_embedding, load_model)
 from facecourse.flame.landmarks import N_CONTOUR_ROWS, NOW7_STATIC51, flame_landmarks
 from facecourse.flame.lbs import lbs
 
@@ -103,7 +104,7 @@ class FLAME(nn.Module):
             landmark_dir: folder of the landmark embedding if not beside the pickle.
         """
         path = Path(path)
-        model_file = path / "generic_model.pkl" if path.is_dir() else path
+        model_file = path / MODEL_FILE if path.is_dir() else path
         model = load_model(model_file)
         embedding = find_landmark_embedding(landmark_dir if landmark_dir is not None else model_file.parent)
         model["_source"] = model_file

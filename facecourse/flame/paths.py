@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 
 from facecourse.data.paths import data_dir, synthetic_dir
-from facecourse.flame.io import DECA_EMBEDDING, has_landmark_embedding
+from facecourse.flame.io import DECA_EMBEDDING, MODEL_FILE, has_landmark_embedding
 
 #: Sizes of the synthetic model: ``"small"`` (CI and notebooks) and ``"full"`` (FLAME's 5023 vertices); their
 #: vertex budgets are :data:`facecourse.flame.synthetic.VERTEX_BUDGETS`.
@@ -29,7 +29,7 @@ def check_size(size: str) -> str:
 
 def real_model_path() -> Path:
     """``data_dir()/"FLAME2020"/"generic_model.pkl"`` (may not exist)."""
-    return data_dir() / "FLAME2020" / "generic_model.pkl"
+    return data_dir() / "FLAME2020" / MODEL_FILE
 
 
 def synthetic_model_path(size: str = "small") -> Path:
@@ -40,7 +40,7 @@ def synthetic_model_path(size: str = "small") -> Path:
         size: ``"small"`` (about 1-2k vertices, for CI and notebooks) or ``"full"`` (FLAME-size, ~5k).
     """
     check_size(size)
-    path = synthetic_dir() / "flame" / size / "generic_model.pkl"
+    path = synthetic_dir() / "flame" / size / MODEL_FILE
     from facecourse.flame.synthetic import build_synthetic_flame, is_current  # lazy: only the paths are light
 
     if not is_current(path.parent, size):

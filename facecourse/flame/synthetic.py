@@ -37,8 +37,9 @@ from scipy.optimize import nnls
 
 from facecourse.data.atomic import staging_dir
 from facecourse.flame import synthetic_geometry as geo
-from facecourse.flame.io import EXPRESSION_SPACE_DIM, MASK_NAMES, SHAPE_SPACE_DIM, save_deca_landmark_embedding, \
-    save_masks, save_model, save_ringnet_landmark_embedding
+from facecourse.flame.io import (DECA_EMBEDDING, EXPRESSION_SPACE_DIM, MASK_NAMES, MASKS_FILE, MODEL_FILE,
+                                 RINGNET_DYNAMIC, RINGNET_STATIC, SHAPE_SPACE_DIM, save_deca_landmark_embedding,
+                                 save_masks, save_model, save_ringnet_landmark_embedding)
 from facecourse.flame.landmarks import N_CONTOUR_ROWS, yaw_for_contour_row
 from facecourse.flame.paths import check_size
 from facecourse.flame.synthetic_geometry import Anatomy, gauss
@@ -801,8 +802,7 @@ def make_synthetic_model(size: str = "small", seed: int = 0, anatomy: Anatomy = 
 
 
 #: Files of the synthetic model, in the order they are moved into place (the model last).
-MODEL_FILES = ("FLAME_masks.pkl", "landmark_embedding.npy", "flame_static_embedding.pkl",
-               "flame_dynamic_embedding.npy", "generic_model.pkl")
+MODEL_FILES = (MASKS_FILE, DECA_EMBEDDING, RINGNET_STATIC, RINGNET_DYNAMIC, MODEL_FILE)
 
 
 #: Stamp written beside the model: which generator code, size and seed made the files.
@@ -830,7 +830,7 @@ def is_current(out_dir: str | os.PathLike, size: str = "small", seed: int = 0) -
         stamp = json.loads((out / GENERATOR_STAMP).read_text())
     except (OSError, ValueError):
         return False
-    return stamp == _stamp(size, seed) and (out / "generic_model.pkl").is_file()
+    return stamp == _stamp(size, seed) and (out / MODEL_FILE).is_file()
 
 
 def build_synthetic_flame(out_dir: str | os.PathLike, size: str = "small", seed: int = 0) -> Path:
@@ -853,23 +853,23 @@ def build_synthetic_flame(out_dir: str | os.PathLike, size: str = "small", seed:
     out = Path(out_dir)
     m = make_synthetic_model(size, int(seed))
     with staging_dir(out, "build") as tmp:
-        save_masks(tmp / "FLAME_masks.pkl", m["masks"])
+        save_masks(tmp / MASKS_FILE, m["masks"])
         full_faces = np.concatenate([m["dynamic_faces"][0], m["static_faces"]])
         full_bary = np.concatenate([m["dynamic_bary"][0], m["static_bary"]])
-        save_deca_landmark_embedding(tmp / "landmark_embedding.npy", m["static_faces"], m["static_bary"],
+        save_deca_landmark_embedding(tmp / DECA_EMBEDDING, m["static_faces"], m["static_bary"],
                                      m["dynamic_faces"], m["dynamic_bary"], full_faces, full_bary)
         save_ringnet_landmark_embedding(tmp, m["static_faces"], m["static_bary"], m["dynamic_faces"],
                                         m["dynamic_bary"])
         arrays = {k: m[k] for k in ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "weights",
                                     "kintree_table", "J")}
-        save_model(tmp / "generic_model.pkl", arrays)
+        save_model(tmp / MODEL_FILE, arrays)
         (tmp / GENERATOR_STAMP).write_text(json.dumps(_stamp(size, seed)))
         out.mkdir(parents=True, exist_ok=True)
-        (out / "generic_model.pkl").unlink(missing_ok=True)  # absent model = incomplete set while replacing
+        (out / MODEL_FILE).unlink(missing_ok=True)  # absent model = incomplete set while replacing
         os.replace(tmp / GENERATOR_STAMP, out / GENERATOR_STAMP)
         for name in MODEL_FILES:  # generic_model.pkl last
             os.replace(tmp / name, out / name)
-    return out / "generic_model.pkl"
+    return out / MODEL_FILE
 
 
 __all__ = [
