@@ -21,7 +21,7 @@ from torch import nn
 
 from facecourse.flame.io import (EXPRESSION_SPACE_DIM, JOINT_NAMES, MODEL_FILE, SHAPE_SPACE_DIM,
                                  find_landmark_embedding, load_model)
-from facecourse.flame.landmarks import N_CONTOUR_ROWS, NOW7_STATIC51, flame_landmarks
+from facecourse.flame.landmarks import N_CONTOUR_ROWS, NOW7_IBUG, flame_landmarks
 from facecourse.flame.lbs import lbs
 
 @dataclass
@@ -81,7 +81,7 @@ class FLAME(nn.Module):
         self.register_buffer("static_bary", t(embedding["static_bary"]))
         self.register_buffer("dynamic_faces", torch.as_tensor(embedding["dynamic_faces"], dtype=torch.long))
         self.register_buffer("dynamic_bary", t(embedding["dynamic_bary"]))
-        self.register_buffer("now7_index", torch.as_tensor(NOW7_STATIC51, dtype=torch.long) + 17)
+        self.register_buffer("now7_index", torch.as_tensor(NOW7_IBUG, dtype=torch.long))  # landmarks are iBUG-68
         if self.dynamic_faces.shape[0] != N_CONTOUR_ROWS:
             raise ValueError(f"dynamic landmark table must have {N_CONTOUR_ROWS} rows, got "
                              f"{self.dynamic_faces.shape[0]}")
