@@ -18,6 +18,13 @@ def sphere():
     return np.asarray(m.vertices), np.asarray(m.faces, dtype=np.int64)
 
 
+@pytest.fixture()
+def empty_cache(tmp_path, monkeypatch):
+    """An empty eigenbasis cache: the data folder in ``tmp_path``, nothing in memory."""
+    monkeypatch.setenv("FACECOURSE_DATA", str(tmp_path))
+    monkeypatch.setattr(eigen, "_MEMORY", {})
+
+
 def test_shift_invert_matches_dense_eigh(sphere):
     _, f = sphere
     lap = normalized_laplacian(f)
@@ -69,10 +76,9 @@ def test_largest_eigenvalue(sphere):
     assert largest_eigenvalue(cot, m, tol=1e-10) == pytest.approx(full_eigenpairs(cot, m)[0][-1], rel=1e-8)
 
 
+@pytest.mark.usefixtures("empty_cache")
 def test_cache_memory_and_disk(sphere, tmp_path, monkeypatch):
     v, f = sphere
-    monkeypatch.setenv("FACECOURSE_DATA", str(tmp_path))
-    monkeypatch.setattr(eigen, "_MEMORY", {})
     first = eigenbasis(f, 10)
     files = list((tmp_path / "cache" / "spectral").iterdir())
     assert [p.name for p in files] == [f"normalized_{topology_hash(f)[:24]}_k10.npz"]
@@ -98,10 +104,9 @@ def test_cache_memory_and_disk(sphere, tmp_path, monkeypatch):
     assert not [p for p in (tmp_path / "cache" / "spectral").iterdir() if ".tmp" in p.name]
 
 
+@pytest.mark.usefixtures("empty_cache")
 def test_unreadable_cache_file_is_recomputed(sphere, tmp_path, monkeypatch):
     _, f = sphere
-    monkeypatch.setenv("FACECOURSE_DATA", str(tmp_path))
-    monkeypatch.setattr(eigen, "_MEMORY", {})
     path = tmp_path / "cache" / "spectral" / f"normalized_{topology_hash(f)[:24]}_k6.npz"
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not an npz file")
@@ -111,10 +116,9 @@ def test_unreadable_cache_file_is_recomputed(sphere, tmp_path, monkeypatch):
     np.testing.assert_array_equal(eigenbasis(f, 6).eigenvalues, b.eigenvalues)  # the rewritten file loads
 
 
-def test_cached_cotangent_basis_keeps_the_mass(sphere, tmp_path, monkeypatch):
+@pytest.mark.usefixtures("empty_cache")
+def test_cached_cotangent_basis_keeps_the_mass(sphere, monkeypatch):
     v, f = sphere
-    monkeypatch.setenv("FACECOURSE_DATA", str(tmp_path))
-    monkeypatch.setattr(eigen, "_MEMORY", {})
     b = eigenbasis(f, 5, kind="cotangent", vertices=v)
     monkeypatch.setattr(eigen, "_MEMORY", {})
     c = eigenbasis(f, 5, kind="cotangent", vertices=v)
