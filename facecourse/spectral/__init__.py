@@ -1,7 +1,7 @@
 """Spectral graph theory on meshes: Laplacians, eigenbasis, graph Fourier transform, Chebyshev filters.
 
 * :mod:`~facecourse.spectral.laplacian`: graph Laplacians (combinatorial, normalised, random walk), the
-  cotangent Laplacian and lumped mass matrix, torch sparse conversion.
+  cotangent Laplacian, lumped mass matrix and :math:`M^{-1}L` (the one mass check), torch sparse conversion.
 * :mod:`~facecourse.spectral.eigen`: smallest eigenpairs (shift-invert), cached per topology.
 * :mod:`~facecourse.spectral.fourier`: graph Fourier transform, compression by truncation (errors in mm).
 * :mod:`~facecourse.spectral.filters`: low-pass and heat-kernel filters, exact filtering.
