@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from facecourse.flame import vertex_mask
+from facecourse.flame import FLAME, default_model_path, is_synthetic, load_masks, synthetic_model_path, vertex_mask
+from facecourse.losses.photometric import region_mask
 from facecourse.render import WeakPerspectiveCamera, directional_sh, render, synthetic_albedo_model
+from facecourse.render.albedo import find_texture_model, load_texture_model
 from facecourse.render.rasterize import Fragments
 
 
@@ -99,9 +101,6 @@ class HeadRenderer:
         """The course's model: real FLAME when present, else synthetic (:func:`facecourse.flame.default_model_path`),
         with FLAME's UV texture space when the model is real and a texture file is present
         (:func:`facecourse.render.albedo.find_texture_model`), else the per-vertex albedo model."""
-        from facecourse.flame import FLAME, default_model_path, is_synthetic, load_masks
-        from facecourse.render.albedo import find_texture_model, load_texture_model
-
         path = default_model_path(size)
         texture_path = None if is_synthetic(path) else find_texture_model()
         texture = load_texture_model(texture_path, n_texture, resolution=256) if texture_path else None
@@ -142,8 +141,6 @@ class HeadRenderer:
             out = render(geo.vertices, self.flame.faces, cam, image_size, albedo=albedo,
                          lighting=params["lighting"], background=background, backend=self.backend)
         lmk = cam.project(geo.landmarks)
-        from facecourse.losses.photometric import region_mask  # lazy: losses import render
-
         skin = region_mask(out.fragments, self.flame.faces, self.face_vertices.to(geo.vertices.device))
         return out, geo, lmk, skin
 
@@ -356,7 +353,6 @@ def render_now_images(dataset_dir, image_size: int = 512, seed: int = 0, progres
     from tqdm.auto import tqdm
 
     from facecourse.data.atomic import atomic_path
-    from facecourse.flame import FLAME, load_masks, synthetic_model_path
     from facecourse.now.layout import image_path
     from facecourse.now.synthetic import META_FILE, missing_images, synthetic_meta
 
