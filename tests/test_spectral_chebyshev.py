@@ -106,6 +106,10 @@ def test_bad_inputs_are_named(mesh):
         chebyshev_coefficients(g, 0, 2.0)
     with pytest.raises(ValueError, match="lambda_max"):
         chebyshev_coefficients(g, 3, -1.0)
+    with pytest.raises(ValueError, match="lambda_max"):
+        chebyshev_polynomial(np.ones(3), np.linspace(0, 1, 5), 0.0)
+    with pytest.raises(ValueError, match="lambda_max"):
+        chebyshev_response_error(g, np.ones(3), np.linspace(0, 1, 5), float("nan"))
     with pytest.raises(ValueError, match="n_nodes"):
         chebyshev_coefficients(g, 8, 2.0, n_nodes=4)
     with pytest.raises(ValueError, match="mass"):

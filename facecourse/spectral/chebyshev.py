@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 import torch
 
-from facecourse.spectral.laplacian import _numpy, mass_normalized, rescale_laplacian, to_torch_sparse
+from facecourse.spectral.laplacian import _check_lambda_max, _numpy, mass_normalized, rescale_laplacian, to_torch_sparse
 
 
 def chebyshev_basis(lap_tilde: torch.Tensor, x: torch.Tensor, K: int) -> torch.Tensor:
@@ -78,8 +78,7 @@ def chebyshev_coefficients(g, K: int, lambda_max: float, n_nodes: int | None = N
     """
     if K < 1:
         raise ValueError(f"K must be >= 1, got {K}")
-    if not lambda_max > 0:
-        raise ValueError(f"lambda_max must be positive, got {lambda_max}")
+    _check_lambda_max(lambda_max)
     n = max(K, 256) if n_nodes is None else int(n_nodes)
     if n < K:
         raise ValueError(f"n_nodes must be >= K={K}, got {n}")
@@ -150,6 +149,7 @@ def chebyshev_polynomial(coefficients, lam, lambda_max: float) -> np.ndarray:
     Returns:
         ``(N,)`` float64.
     """
+    _check_lambda_max(lambda_max)
     lam = np.asarray(lam, dtype=np.float64).ravel()
     n = len(lam)
     diag = torch.sparse_coo_tensor(torch.arange(n).repeat(2, 1), torch.from_numpy(2.0 * lam / lambda_max - 1.0),

@@ -36,6 +36,12 @@ def _numpy(x, dtype=None) -> np.ndarray:
     return np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=dtype)
 
 
+def _check_lambda_max(lambda_max: float) -> None:
+    """Raise unless ``lambda_max`` (the upper end of a spectrum, for the Chebyshev rescaling) is positive."""
+    if not lambda_max > 0:
+        raise ValueError(f"lambda_max must be positive, got {lambda_max}")
+
+
 def _inverse_power(degrees: np.ndarray, power: float) -> np.ndarray:
     out = np.zeros_like(degrees, dtype=np.float64)
     nz = degrees > 0
@@ -88,8 +94,7 @@ def random_walk_laplacian(faces, n_vertices: int | None = None) -> sp.csr_matrix
 def rescale_laplacian(laplacian: sp.spmatrix, lambda_max: float) -> sp.csr_matrix:
     """:math:`\\tilde L = \\frac{2}{\\lambda_{max}} L - I`: maps the spectrum :math:`[0, \\lambda_{max}]` to
     :math:`[-1, 1]`, the interval of the Chebyshev polynomials. ``(V, V)`` csr float64."""
-    if not lambda_max > 0:
-        raise ValueError(f"lambda_max must be positive, got {lambda_max}")
+    _check_lambda_max(lambda_max)
     lap = sp.csr_matrix(laplacian, dtype=np.float64)
     return ((2.0 / lambda_max) * lap - sp.identity(lap.shape[0], format="csr")).tocsr()
 
