@@ -6,10 +6,10 @@ import hashlib
 import io
 import os
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
+from test_download import make_zip
 
 from facecourse.data import assets as assets_mod
 from facecourse.data.assets import (
@@ -183,23 +183,15 @@ def test_credentials_from_environment_prompt_or_clear_error(monkeypatch):
 # -------------------------------------------------------------------------------------- local archives
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
 def test_local_now_archives_are_matched_by_content_and_installed(tmp_path):
     now = get_asset("now")
     scans = tmp_path / "validation scans (1).zip"
-    scans.write_bytes(_zip({"NoW/scans/FaMoS_1/natural_head_rotation.000001.obj": b"v 0 0 0\n"}))
+    scans.write_bytes(make_zip({"NoW/scans/FaMoS_1/natural_head_rotation.000001.obj": b"v 0 0 0\n"}))
     lmks = tmp_path / "lm.zip"
-    lmks.write_bytes(_zip({"scans_lmks_onlypp/FaMoS_1/natural_head_rotation.000001_picked_points.pp": b"<x/>"}))
+    lmks.write_bytes(make_zip({"scans_lmks_onlypp/FaMoS_1/natural_head_rotation.000001_picked_points.pp": b"<x/>"}))
     images = tmp_path / "NoW_Dataset.zip"
     photo = "NoW_Dataset/final_release_version/iphone_pictures/FaMoS_1/selfie/IMG_1.jpg"
-    images.write_bytes(_zip({photo: b"\xff\xd8"}))
+    images.write_bytes(make_zip({photo: b"\xff\xd8"}))
     lists = tmp_path / "imagepathsvalidation.txt"
     lists.write_text("FaMoS_1/selfie/IMG_1.jpg\n")
     assert match_local_file(now, scans).name == "scans.tar.gz"
@@ -250,7 +242,7 @@ def test_changed_release_is_noticed_through_the_manifest(tmp_path):
 
 def test_unrecognised_local_file_is_refused(tmp_path):
     other = tmp_path / "holiday.zip"
-    other.write_bytes(_zip({"photo.jpg": b"x"}))
+    other.write_bytes(make_zip({"photo.jpg": b"x"}))
     with pytest.raises(DownloadError, match="cannot tell"):
         fetch_asset("coma", root=tmp_path / "data", local_files=[other], log=lambda _: None)
 
