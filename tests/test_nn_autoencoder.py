@@ -71,6 +71,9 @@ def test_sparse_vertex_map_matches_dense():
 
     out = sparse_vertex_map(to_torch_sparse(sp.csr_matrix(m.numpy())), x)
     torch.testing.assert_close(out, torch.einsum("ij,bjc->bic", m, x))
+    for bad in (x[0], x[:, :4]):  # unbatched, wrong vertex count
+        with pytest.raises(ValueError, match="x must be"):
+            sparse_vertex_map(to_torch_sparse(sp.csr_matrix(m.numpy())), bad)
 
 
 def test_checkpoint_round_trip(tmp_path):

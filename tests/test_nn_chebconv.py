@@ -94,6 +94,8 @@ def test_impulse_responses_live_within_k_hops():
     resp = impulse_responses(mesh_laplacian(f, n), 7, K).numpy()
     hops = hop_distances(f, n, 7)
     assert resp.shape == (K, n) and hops[7] == 0
+    with pytest.raises(ValueError, match="vertex must be"):
+        hop_distances(f, n, n)
     for k in range(K):
         assert np.all(resp[k][hops > k] == 0) and np.any(np.abs(resp[k][hops == k]) > 1e-6)
 

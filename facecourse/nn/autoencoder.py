@@ -32,9 +32,9 @@ def sparse_vertex_map(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(B, V_out, C)`` with ``out[b] = matrix @ x[b]``, computed as one ``(V_in, B*C)`` product.
     """
+    if x.ndim != 3 or x.shape[1] != matrix.shape[1]:
+        raise ValueError(f"x must be (B, V_in={matrix.shape[1]}, C) for this operator, got {tuple(x.shape)}")
     b, v, c = x.shape
-    if v != matrix.shape[1]:
-        raise ValueError(f"x has {v} vertices, the operator expects {matrix.shape[1]}")
     out = matrix.to(x.dtype) @ x.permute(1, 0, 2).reshape(v, b * c)
     return out.reshape(-1, b, c).permute(1, 0, 2)
 

@@ -125,6 +125,8 @@ def impulse_responses(laplacian: torch.Tensor, vertex: int, K: int) -> torch.Ten
 
 def hop_distances(faces, n_vertices: int, vertex: int) -> np.ndarray:
     """Graph distance (number of mesh edges) from ``vertex`` to every vertex, ``(V,)`` float (inf if unreachable)."""
+    if not 0 <= vertex < n_vertices:
+        raise ValueError(f"vertex must be in [0, {n_vertices}), got {vertex}")
     return shortest_path(adjacency_matrix(np.asarray(faces), n_vertices), unweighted=True, indices=int(vertex))
 
 
