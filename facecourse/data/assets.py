@@ -37,6 +37,7 @@ from facecourse.data.download import (
     DownloadError,
     check_archive,
     download,
+    has_match,
     install_archive,
     looks_like_html,
     sha256_file,
@@ -268,15 +269,11 @@ def get_asset(name: str) -> Asset:
         raise ValueError(f"unknown asset {name!r}; choose one of {', '.join(ASSETS)}") from None
 
 
-def _matches(root: Path, pattern: str) -> bool:
-    return next(root.glob(pattern), None) is not None
-
-
 def asset_status(name: str, root: str | os.PathLike | None = None) -> str:
     """``"present"`` (every marker path exists), ``"partial"`` (some do) or ``"missing"``."""
     root = resolve_data_dir(root)
     asset = get_asset(name)
-    hits = [_matches(root, p) for p in asset.present]
+    hits = [has_match(root, p) for p in asset.present]
     return "present" if all(hits) else "partial" if any(hits) else "missing"
 
 
@@ -477,7 +474,7 @@ def resolve_builder(dotted: str) -> Callable:
 def _is_built(target: Path, builder: SyntheticBuilder) -> bool:
     if builder.current:
         return bool(resolve_builder(builder.current)(target, *builder.args))
-    return bool(builder.present) and _matches(target, builder.present)
+    return bool(builder.present) and has_match(target, builder.present)
 
 
 def build_synthetic(
@@ -506,7 +503,7 @@ def build_synthetic(
         log(f"synthetic: building {builder.target} with {builder.function}")
         with staging_dir(target) as staging:
             function(staging, *builder.args)
-            if builder.present and not _matches(staging, builder.present):
+            if builder.present and not has_match(staging, builder.present):
                 raise DownloadError(f"synthetic: {builder.function} wrote no {builder.present} into its folder")
             old = target.with_name(f".{target.name}.old")
             if target.exists():

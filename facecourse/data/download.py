@@ -390,6 +390,11 @@ def safe_extract(path: str | os.PathLike, target: str | os.PathLike) -> list[str
     return files
 
 
+def has_match(folder: Path, pattern: str) -> bool:
+    """True when the relative path or glob ``pattern`` matches at least one path below ``folder``."""
+    return next(folder.glob(pattern), None) is not None
+
+
 def find_root(folder: str | os.PathLike, marker: str) -> Path:
     """The shallowest folder inside ``folder`` (itself included) holding a match of the glob ``marker``.
 
@@ -401,7 +406,7 @@ def find_root(folder: str | os.PathLike, marker: str) -> Path:
     """
     folder = Path(folder)
     candidates = [folder] + sorted(p for p in folder.rglob("*") if p.is_dir() and not p.is_symlink())
-    roots = [d for d in candidates if next(d.glob(marker), None) is not None]
+    roots = [d for d in candidates if has_match(d, marker)]
     if not roots:
         raise DownloadError(f"the archive does not contain {marker!r}")
     depth = min(len(r.relative_to(folder).parts) for r in roots)
@@ -470,7 +475,7 @@ def install_archive(
             raise DownloadError(
                 f"{asset}: {Path(archive).name} is damaged ({err}); delete it and download again."
             ) from None
-        missing = [e for e in expect if next(root.glob(e), None) is None]
+        missing = [e for e in expect if not has_match(root, e)]
         if missing:
             raise DownloadError(
                 f"{asset}: {Path(archive).name} lacks {missing}; it is not the expected release. "
