@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from facecourse.nn.chebconv import ChebConv, mesh_laplacian
+from facecourse.nn.chebconv import ChebConv
 from facecourse.nn.hierarchy import MeshHierarchy
 from facecourse.spectral import to_torch_sparse
 
@@ -96,7 +96,7 @@ class SpectralEncoder(nn.Module):
         self.normalizer = normalizer if normalizer is not None else VertexNormalizer(sizes[0])
         channels = (3,) + filters
         self.convs = nn.ModuleList(
-            ChebConv(channels[i], channels[i + 1], K, mesh_laplacian(hierarchy.faces[i], sizes[i]))
+            ChebConv.from_faces(channels[i], channels[i + 1], K, hierarchy.faces[i], sizes[i])
             for i in range(len(filters)))
         for i, d in enumerate(hierarchy.down):
             self.register_buffer(f"kept_{i}", torch.from_numpy(np.asarray(d.indices, dtype=np.int64)),
@@ -146,9 +146,9 @@ class SpectralDecoder(nn.Module):
         in_channels = [filters[-1]] + out_channels[:-1]
         levels = list(range(n - 1, -1, -1))
         self.convs = nn.ModuleList(
-            ChebConv(ci, co, K, mesh_laplacian(hierarchy.faces[lv], sizes[lv]))
+            ChebConv.from_faces(ci, co, K, hierarchy.faces[lv], sizes[lv])
             for ci, co, lv in zip(in_channels, out_channels, levels))
-        self.out = ChebConv(out_channels[-1], 3, K, mesh_laplacian(hierarchy.faces[0], sizes[0]))
+        self.out = ChebConv.from_faces(out_channels[-1], 3, K, hierarchy.faces[0], sizes[0])
         self._levels = levels
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
