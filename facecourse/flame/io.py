@@ -208,6 +208,14 @@ def _rebuild_sparse(m):
     return scipy.sparse.coo_matrix((np.asarray(d["data"]), (np.asarray(row), np.asarray(col))), shape=shape)
 
 
+def _existing_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path; ``FileNotFoundError`` naming it when it is not a file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    return path
+
+
 def safe_load_pickle(path: str | os.PathLike):
     """Load a pickle through :class:`RestrictedUnpickler` (latin1, Python-2 compatible); chumpy -> arrays.
 
@@ -215,9 +223,7 @@ def safe_load_pickle(path: str | os.PathLike):
         FileNotFoundError: ``path`` does not exist.
         UnsafePickleError: the pickle references a global outside the allow-list (nothing was executed).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+    path = _existing_file(path)
     with open(path, "rb") as fh:
         obj = RestrictedUnpickler(fh, source=str(path)).load()
     return _resolve_chumpy(obj, str(path))
@@ -228,9 +234,7 @@ def safe_load_npy(path: str | os.PathLike):
 
     A 0-d object array (what ``np.save(path, some_dict)`` writes) is returned as the object itself.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+    path = _existing_file(path)
     with open(path, "rb") as fh:
         version = np.lib.format.read_magic(fh)
         if version == (1, 0):
