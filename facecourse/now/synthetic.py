@@ -29,14 +29,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import trimesh
 from scipy.spatial.transform import Rotation
 
-from facecourse.data.atomic import atomic_open
+from facecourse.data.atomic import atomic_open, staging_dir
 from facecourse.data.download import sha256_file
 from facecourse.data.paths import synthetic_dir
 from facecourse.mesh import save_mesh
@@ -260,13 +259,12 @@ def synthetic_now_dir() -> Path:
         return target
     if target.parent.exists():
         return build_synthetic_now(target.parent)
-    target.parent.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".NoW_Dataset.staging-", dir=target.parent.parent))
-    build_synthetic_now(staging)
-    try:
-        os.rename(staging, target.parent)
-    except OSError:  # someone else finished first
-        shutil.rmtree(staging, ignore_errors=True)
+    with staging_dir(target.parent) as staging:  # removed on error, or if someone else finished first
+        build_synthetic_now(staging)
+        try:
+            os.rename(staging, target.parent)
+        except OSError:
+            pass
     if not is_complete(target):
         raise RuntimeError(f"building the synthetic NoW set did not complete {target}")
     return target
