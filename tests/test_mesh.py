@@ -58,3 +58,16 @@ def test_barycentric_coordinates_analytic_outside_and_degenerate():
     np.testing.assert_array_equal(deg, [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
     with pytest.raises(ValueError, match="b must have shape"):
         barycentric_coordinates(p, np.zeros((2, 3)), np.zeros((3, 3)), np.zeros((2, 3)))
+
+
+def test_as_faces_validates_and_converts():
+    from facecourse.mesh import as_faces
+
+    f = as_faces(torch.tensor([[0, 1, 2], [2, 1, 3]], dtype=torch.int32), n_vertices=4)
+    assert f.dtype == np.int64 and f.flags.c_contiguous and f.tolist() == [[0, 1, 2], [2, 1, 3]]
+    with pytest.raises(ValueError, match=r"outside \[0, 4\): range \[0, 4\]"):
+        as_faces([[0, 1, 4]], n_vertices=4)
+    with pytest.raises(ValueError, match=r"outside \[0\): range \[-1, 2\]"):
+        as_faces([[0, -1, 2]])
+    with pytest.raises(ValueError, match="integer array"):
+        as_faces(np.array([[0.0, 1.0, 2.0]]))

@@ -7,10 +7,11 @@ winding seen from outside (normals point out of the head).
 
 from facecourse.mesh.geometry import barycentric_coordinates, face_areas, face_normals, vertex_normals
 from facecourse.mesh.io import load_mesh, save_mesh
-from facecourse.mesh.topology import adjacency_matrix, edges_from_faces, vertex_degrees
+from facecourse.mesh.topology import adjacency_matrix, as_faces, edges_from_faces, vertex_degrees
 
 __all__ = [
     "adjacency_matrix",
+    "as_faces",
     "barycentric_coordinates",
     "edges_from_faces",
     "face_areas",

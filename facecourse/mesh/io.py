@@ -9,7 +9,7 @@ import numpy as np
 import trimesh
 
 from facecourse.data.atomic import atomic_path
-from facecourse.mesh.topology import _as_faces
+from facecourse.mesh.topology import as_faces
 
 
 def load_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -54,9 +54,9 @@ def save_mesh(path: str | os.PathLike, vertices, faces) -> Path:
     """
     path = Path(path)
     vertices = np.asarray(vertices.detach().cpu() if hasattr(vertices, "detach") else vertices, dtype=np.float64)
-    faces = _as_faces(faces.detach().cpu() if hasattr(faces, "detach") else faces)
     if vertices.ndim != 2 or vertices.shape[1] != 3:
         raise ValueError(f"vertices must have shape (V, 3), got {vertices.shape}")
+    faces = as_faces(faces, len(vertices))
     mesh = trimesh.Trimesh(vertices, faces, process=False)
     with atomic_path(path) as tmp:
         mesh.export(tmp, file_type=path.suffix.lstrip(".").lower())

@@ -6,11 +6,25 @@ import numpy as np
 import scipy.sparse as sp
 
 
-def _as_faces(faces) -> np.ndarray:
-    faces = np.asarray(faces)
+def as_faces(faces, n_vertices: int | None = None) -> np.ndarray:
+    """Validate triangle indices and return them as a contiguous int64 ``(F, 3)`` array.
+
+    Args:
+        faces: ``(F, 3)`` integer array-like (numpy or torch); float indices are refused, not truncated.
+        n_vertices: when given, every index must lie in ``[0, n_vertices)``; negative indices are always
+            refused.
+
+    Raises:
+        ValueError: naming what was wrong (shape, dtype, or the index range found).
+    """
+    faces = np.asarray(faces.detach().cpu() if hasattr(faces, "detach") else faces)
     if faces.ndim != 2 or faces.shape[1] != 3 or not np.issubdtype(faces.dtype, np.integer):
         raise ValueError(f"faces must be an integer array of shape (F, 3), got {faces.dtype} {faces.shape}")
-    return faces.astype(np.int64, copy=False)
+    faces = np.ascontiguousarray(faces, dtype=np.int64)
+    if faces.size and (faces.min() < 0 or (n_vertices is not None and faces.max() >= n_vertices)):
+        upper = "" if n_vertices is None else f", {n_vertices}"
+        raise ValueError(f"faces index vertices outside [0{upper}): range [{faces.min()}, {faces.max()}]")
+    return faces
 
 
 def edges_from_faces(faces) -> np.ndarray:
@@ -22,7 +36,7 @@ def edges_from_faces(faces) -> np.ndarray:
     Returns:
         ``(E, 2)`` int64 array, each row ``(i, j)`` with ``i < j``, rows sorted lexicographically.
     """
-    faces = _as_faces(faces)
+    faces = as_faces(faces)
     pairs = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]], axis=0)
     pairs.sort(axis=1)
     return np.unique(pairs, axis=0)
@@ -41,10 +55,8 @@ def adjacency_matrix(faces, n_vertices: int | None = None) -> sp.csr_matrix:
     Returns:
         ``(V, V)`` ``scipy.sparse.csr_matrix`` of float64.
     """
-    faces = _as_faces(faces)
+    faces = as_faces(faces, n_vertices)
     n = int(faces.max()) + 1 if n_vertices is None else int(n_vertices)
-    if faces.size and faces.max() >= n:
-        raise ValueError(f"faces index vertex {faces.max()} but n_vertices={n}")
     e = edges_from_faces(faces)
     rows = np.concatenate([e[:, 0], e[:, 1]])
     cols = np.concatenate([e[:, 1], e[:, 0]])

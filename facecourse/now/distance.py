@@ -13,7 +13,7 @@ from __future__ import annotations
 import igl
 import numpy as np
 
-from facecourse.mesh.topology import _as_faces as mesh_faces
+from facecourse.mesh.topology import as_faces
 
 
 def _as_points(x, name: str) -> np.ndarray:
@@ -26,13 +26,10 @@ def _as_points(x, name: str) -> np.ndarray:
 
 
 def _as_faces(faces, n_vertices: int) -> np.ndarray:
-    """Contiguous int64 ``(F, 3)`` faces: shape and dtype as :func:`facecourse.mesh.topology._as_faces`
-    checks them, plus at least one triangle (the AABB tree needs one) and indices below ``n_vertices``."""
-    f = np.ascontiguousarray(mesh_faces(faces))
+    """:func:`facecourse.mesh.topology.as_faces` plus at least one triangle (the AABB tree needs one)."""
+    f = as_faces(faces, n_vertices)
     if len(f) == 0:
         raise ValueError(f"faces must have shape (F, 3) with F > 0, got {f.shape}")
-    if f.min() < 0 or f.max() >= n_vertices:
-        raise ValueError(f"faces index vertices outside [0, {n_vertices}): range [{f.min()}, {f.max()}]")
     return f
 
 

@@ -28,7 +28,7 @@ import scipy.sparse.linalg as spla
 
 from facecourse.data.atomic import atomic_path
 from facecourse.data.paths import data_dir
-from facecourse.mesh.topology import _as_faces, adjacency_matrix
+from facecourse.mesh.topology import adjacency_matrix, as_faces
 from facecourse.spectral.laplacian import _numpy, cotangent_laplacian, graph_laplacian, mass_matrix, mass_vector
 
 BASIS_KINDS = ("combinatorial", "normalized", "cotangent")
@@ -128,7 +128,7 @@ def largest_eigenvalue(laplacian: sp.spmatrix, mass=None, tol: float = 1e-4) -> 
 def topology_hash(faces, n_vertices: int | None = None) -> str:
     """SHA-256 hex digest of the faces (as contiguous int64) and the vertex count: the cache key of a
     topology."""
-    f = np.ascontiguousarray(_as_faces(_numpy(faces)))
+    f = as_faces(faces)
     n = int(f.max()) + 1 if n_vertices is None else int(n_vertices)
     h = hashlib.sha256()
     h.update(f"V={n};F={f.shape[0]};".encode())

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from facecourse.mesh.topology import _as_faces, adjacency_matrix
+from facecourse.mesh.topology import adjacency_matrix, as_faces
 
 GRAPH_KINDS = ("combinatorial", "normalized", "random_walk")
 MASS_KINDS = ("voronoi", "barycentric")
@@ -179,7 +179,7 @@ def cotangent_laplacian(vertices, faces) -> sp.csr_matrix:
     Returns:
         ``(V, V)`` symmetric csr float64 whose rows sum to zero.
     """
-    f = _as_faces(_numpy(faces))
+    f = as_faces(faces)
     v = _as_vertices(vertices, f)
     half_cot = 0.5 * _corner_cotangents(v, f)
     rows = np.concatenate([f[:, (c + 1) % 3] for c in range(3)])
@@ -208,7 +208,7 @@ def mass_matrix(vertices, faces, kind: str = "voronoi") -> sp.csr_matrix:
     """
     if kind not in MASS_KINDS:
         raise ValueError(f"kind must be one of {MASS_KINDS}, got {kind!r}")
-    f = _as_faces(_numpy(faces))
+    f = as_faces(faces)
     v = _as_vertices(vertices, f)
     area = 0.5 * np.linalg.norm(np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]), axis=1)
     if kind == "barycentric":
