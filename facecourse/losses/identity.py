@@ -390,13 +390,13 @@ def synthetic_recogniser(mode: str | None = None, train_if_missing: bool = True,
         mode: ``"ci"`` or ``"full"`` (default :func:`facecourse.settings.mode`).
         train_if_missing: train when no checkpoint exists (else raise ``FileNotFoundError``).
     """
-    from facecourse.settings import mode as current_mode
-
+    from facecourse.data.download import sha256_file
     from facecourse.flame import default_model_path
+    from facecourse.settings import mode as current_mode
 
     config = _config(mode or current_mode())
     model = default_model_path("small")  # the heads it learns from: part of the cache key
-    path = synthetic_checkpoint_path({**config, "model": str(model), "model_bytes": model.stat().st_size})
+    path = synthetic_checkpoint_path({**config, "model": str(model), "model_sha256": sha256_file(model)})
     if path.is_file():
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         net = SmallFaceEmbedder(ckpt["state_dict"]["head.weight"].shape[0], config["width"])
