@@ -253,6 +253,17 @@ def safe_load_npy(path: str | os.PathLike):
     return obj
 
 
+def _load_pickled_dict(path, file_name: str, expected: str) -> tuple[Path, dict]:
+    """Safely read a pickled dict from ``path`` (or ``path / file_name`` when ``path`` is a folder)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / file_name
+    data = safe_load_pickle(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: {expected}, got {type(data).__name__}")
+    return path, data
+
+
 # --------------------------------------------------------------------------------------------------
 # Model
 # --------------------------------------------------------------------------------------------------
@@ -328,12 +339,7 @@ def load_model(path: str | os.PathLike) -> dict:
         UnsafePickleError: the file carries a global outside the allow-list (nothing executed).
         KeyError / ValueError: a key is missing or an array has the wrong shape.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / MODEL_FILE
-    data = safe_load_pickle(path)
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: a FLAME model pickle holds a dict, got {type(data).__name__}")
+    path, data = _load_pickled_dict(path, MODEL_FILE, "a FLAME model pickle holds a dict")
     _check_model_arrays(data, str(path))
     out = dict(data)
     for key in MODEL_KEYS:
@@ -524,12 +530,7 @@ def load_masks(path) -> dict:
     Returns:
         dict region name -> ``(n,)`` int64 vertex indices (official names: :data:`MASK_NAMES`).
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / MASKS_FILE
-    data = safe_load_pickle(path)
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: FLAME_masks.pkl holds a dict of vertex index arrays, got {type(data).__name__}")
+    _, data = _load_pickled_dict(path, MASKS_FILE, "FLAME_masks.pkl holds a dict of vertex index arrays")
     return {str(k): np.asarray(v).astype(np.int64).ravel() for k, v in data.items()}
 
 
