@@ -186,3 +186,32 @@ def test_cli_end_to_end(toy, tmp_path, capsys):
     assert (out / "ced.png").stat().st_size > 1000
     main(["now-eval", "--dataset", str(data), "--predictions", str(pred), "--out", str(out), "--no-baselines"])
     assert "resumed: 7 image(s)" in capsys.readouterr().out
+
+
+
+def test_parallel_workers_survive_a_running_torch_thread_pool(tmp_path):
+    """Forked workers deadlocked once torch had run in the parent, as in any notebook cell after a FLAME
+    forward pass (seen with notebook 07 in full mode); the workers are spawned instead."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys\n"
+        "import torch\n"
+        "from facecourse.flame import FLAME, synthetic_model_path\n"
+        "from facecourse.now import evaluate_now, export_flame_predictions, read_image_list\n"
+        "from facecourse.now.synthetic import synthetic_now_dir\n"
+        "if __name__ == '__main__':\n"
+        "    x = torch.randn(2000, 2000)\n"
+        "    (x @ x).sum()\n"
+        "    dataset = synthetic_now_dir()\n"
+        "    images = read_image_list(dataset, 'val')[:8]\n"
+        "    flame = FLAME.from_file(synthetic_model_path('full'), n_shape=10, n_exp=0)\n"
+        "    export_flame_predictions(sys.argv[1], images, flame, torch.zeros(len(images), 10))\n"
+        "    report = evaluate_now(dataset, sys.argv[1], images=images, workers=2, progress=False)\n"
+        "    print('evaluated', sum(r.status == 'ok' for r in report.records), 'of', len(images))\n")
+    result = subprocess.run([sys.executable, str(script), str(tmp_path / "pred")], capture_output=True, text=True,
+                            timeout=240)
+    assert result.returncode == 0, result.stderr
+    assert "evaluated 8 of 8" in result.stdout

@@ -16,6 +16,7 @@ list order, the number of missing files, plus the input files) is written at the
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -228,7 +229,9 @@ def evaluate_now(dataset_dir, pred_dir, out_dir=None, split: str = "val", metric
         split: ``"val"`` or ``"test"``.
         metrical: fix the scale to ``pred_unit`` (see :func:`evaluate_prediction`).
         pred_unit: unit of the predictions for the metrical protocol.
-        workers: processes (1 = in this process).
+        workers: processes (1 = in this process). Workers are started with "spawn", so a plain script
+            that asks for more than one must call this under ``if __name__ == "__main__":`` (notebooks and
+            the ``facecourse now-eval`` CLI need nothing).
         progress: show a tqdm bar.
         images: optional list of :class:`NowImage` overriding the split file.
 
@@ -247,7 +250,9 @@ def evaluate_now(dataset_dir, pred_dir, out_dir=None, split: str = "val", metric
             records[i] = _evaluate_image_task(t)
             bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # "spawn", not the Linux default "fork": a process whose torch/OpenMP thread pool is already running
+        # (any notebook after one tensor operation) deadlocks in forked workers.
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(_evaluate_image_task, t): i for i, t in enumerate(tasks)}
             for fut in as_completed(futures):
                 records[futures[fut]] = fut.result()
