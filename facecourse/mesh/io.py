@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
+from facecourse.arrays import to_numpy
 from facecourse.data.atomic import atomic_path
 from facecourse.mesh.topology import as_faces
 
@@ -53,7 +54,7 @@ def save_mesh(path: str | os.PathLike, vertices, faces) -> Path:
         The path written.
     """
     path = Path(path)
-    vertices = np.asarray(vertices.detach().cpu() if hasattr(vertices, "detach") else vertices, dtype=np.float64)
+    vertices = to_numpy(vertices, np.float64)
     if vertices.ndim != 2 or vertices.shape[1] != 3:
         raise ValueError(f"vertices must have shape (V, 3), got {vertices.shape}")
     faces = as_faces(faces, len(vertices))

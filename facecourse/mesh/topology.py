@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from facecourse.arrays import to_numpy
+
 
 def as_faces(faces, n_vertices: int | None = None) -> np.ndarray:
     """Validate triangle indices and return them as a contiguous int64 ``(F, 3)`` array.
@@ -17,7 +19,7 @@ def as_faces(faces, n_vertices: int | None = None) -> np.ndarray:
     Raises:
         ValueError: naming what was wrong (shape, dtype, or the index range found).
     """
-    faces = np.asarray(faces.detach().cpu() if hasattr(faces, "detach") else faces)
+    faces = to_numpy(faces)
     if faces.ndim != 2 or faces.shape[1] != 3 or not np.issubdtype(faces.dtype, np.integer):
         raise ValueError(f"faces must be an integer array of shape (F, 3), got {faces.dtype} {faces.shape}")
     faces = np.ascontiguousarray(faces, dtype=np.int64)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facecourse.arrays import to_numpy
 from facecourse.data.atomic import atomic_open, atomic_path
 from facecourse.data.paths import data_dir
 from facecourse.mesh import load_mesh, save_mesh
@@ -231,7 +232,7 @@ def write_mesh_and_landmarks(base: str | os.PathLike, vertices, faces, landmarks
     if mesh_suffix not in MESH_SUFFIXES:
         raise ValueError(f"mesh_suffix must be one of {MESH_SUFFIXES}, got {mesh_suffix!r}")
     base = Path(base)
-    lm = check_landmarks7(np.asarray(landmarks.detach().cpu() if hasattr(landmarks, "detach") else landmarks))
+    lm = check_landmarks7(to_numpy(landmarks))
     mesh_path = save_mesh(base.with_name(base.name + mesh_suffix), vertices, faces)
     lmk_path = base.with_name(base.name + ".npy")
     with atomic_path(lmk_path) as tmp:

@@ -20,7 +20,8 @@ import warnings
 import numpy as np
 import torch
 
-from facecourse.spectral.laplacian import _check_lambda_max, _numpy, mass_normalized, rescale_laplacian, to_torch_sparse
+from facecourse.arrays import to_numpy
+from facecourse.spectral.laplacian import _check_lambda_max, mass_normalized, rescale_laplacian, to_torch_sparse
 
 
 def chebyshev_basis(lap_tilde: torch.Tensor, x: torch.Tensor, K: int) -> torch.Tensor:
@@ -159,7 +160,7 @@ def chebyshev_polynomial(coefficients, lam, lambda_max: float) -> np.ndarray:
 
 def relative_error(approx, exact) -> float:
     """:math:`\\lVert y - y^\\star \\rVert_F / \\lVert y^\\star \\rVert_F` for arrays of equal shape."""
-    a, b = _numpy(approx, np.float64), _numpy(exact, np.float64)
+    a, b = to_numpy(approx, np.float64), to_numpy(exact, np.float64)
     if a.shape != b.shape:
         raise ValueError(f"approx {a.shape} and exact {b.shape} must have the same shape")
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))

@@ -26,10 +26,11 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from facecourse.arrays import to_numpy
 from facecourse.data.atomic import atomic_path
 from facecourse.data.paths import data_dir
 from facecourse.mesh.topology import adjacency_matrix, as_faces
-from facecourse.spectral.laplacian import _numpy, cotangent_laplacian, graph_laplacian, mass_matrix, mass_vector
+from facecourse.spectral.laplacian import cotangent_laplacian, graph_laplacian, mass_matrix, mass_vector
 
 BASIS_KINDS = ("combinatorial", "normalized", "cotangent")
 
@@ -171,7 +172,7 @@ def _frozen(basis: Eigenbasis) -> Eigenbasis:
 def _cache_key(kind: str, faces, vertices, n_vertices, mass_kind: str) -> str:
     key = f"{kind}_{topology_hash(faces, n_vertices)[:24]}"
     if kind == "cotangent":
-        v = np.ascontiguousarray(_numpy(vertices, np.float64))
+        v = np.ascontiguousarray(to_numpy(vertices, np.float64))
         key += f"_{mass_kind}_{hashlib.sha256(v.tobytes()).hexdigest()[:16]}"
     return key
 

@@ -19,9 +19,10 @@ from typing import Callable
 import numpy as np
 from scipy.sparse.linalg import expm_multiply
 
+from facecourse.arrays import to_numpy
 from facecourse.spectral.eigen import Eigenbasis
 from facecourse.spectral.fourier import graph_fourier
-from facecourse.spectral.laplacian import _numpy, mass_normalized
+from facecourse.spectral.laplacian import mass_normalized
 
 Filter = Callable[[np.ndarray], np.ndarray]
 
@@ -86,7 +87,7 @@ def heat_diffusion(x, laplacian, t: float, mass=None) -> np.ndarray:
     if not t >= 0:
         raise ValueError(f"diffusion time t must be >= 0, got {t}")
     n = laplacian.shape[0]
-    x = _numpy(x, np.float64)
+    x = to_numpy(x, np.float64)
     if x.ndim not in (1, 2) or x.shape[0] != n:
         raise ValueError(f"x must be (V,) or (V, C) with V={n}, got {x.shape}")
     lap = mass_normalized(laplacian, mass)

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from facecourse.arrays import to_numpy
 from facecourse.spectral.eigen import Eigenbasis
-from facecourse.spectral.laplacian import _numpy
 from facecourse.units import M_TO_MM
 
 
@@ -44,7 +44,7 @@ def graph_fourier(x, basis: Eigenbasis) -> np.ndarray:
     Returns:
         Coefficients ``(k,)``, ``(k, C)`` or ``(B, k, C)`` (unit of ``x`` times sqrt of the mass unit).
     """
-    x = _numpy(x, np.float64)
+    x = to_numpy(x, np.float64)
     u = basis.eigenvectors
     _check_signal(x, u.shape[0], "x")
     return u.T @ _weighted(x, basis.mass)
@@ -53,7 +53,7 @@ def graph_fourier(x, basis: Eigenbasis) -> np.ndarray:
 def inverse_graph_fourier(coefficients, basis: Eigenbasis) -> np.ndarray:
     """Synthesis :math:`x = U \\hat x` from ``(k,)``, ``(k, C)`` or ``(B, k, C)`` coefficients (the first
     ``k`` of the basis are used, so truncated coefficients give the truncated reconstruction)."""
-    c = _numpy(coefficients, np.float64)
+    c = to_numpy(coefficients, np.float64)
     k = c.shape[0] if c.ndim == 1 else c.shape[-2]
     if k > basis.k:
         raise ValueError(f"coefficients have {k} frequencies but the basis only {basis.k}")
@@ -79,7 +79,7 @@ def reconstruction_error_mm(vertices, basis: Eigenbasis, ks) -> np.ndarray:
     Returns:
         ``(len(ks),)`` float64 errors in millimetres.
     """
-    v = _numpy(vertices, np.float64)
+    v = to_numpy(vertices, np.float64)
     if v.shape[-1] != 3 or v.ndim not in (2, 3):
         raise ValueError(f"vertices must be (V, 3) or (B, V, 3), got {v.shape}")
     coeffs = graph_fourier(v, basis)

@@ -25,15 +25,11 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from facecourse.arrays import to_numpy
 from facecourse.mesh.topology import adjacency_matrix, as_faces
 
 GRAPH_KINDS = ("combinatorial", "normalized", "random_walk")
 MASS_KINDS = ("voronoi", "barycentric")
-
-
-def _numpy(x, dtype=None) -> np.ndarray:
-    """``x`` (array-like, or a torch tensor on any device) as a numpy array, of ``dtype`` when given."""
-    return np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=dtype)
 
 
 def _check_lambda_max(lambda_max: float) -> None:
@@ -143,7 +139,7 @@ def mass_normalized(laplacian: sp.spmatrix, mass=None) -> sp.csr_matrix:
 
 
 def _as_vertices(vertices, faces: np.ndarray) -> np.ndarray:
-    v = _numpy(vertices, np.float64)
+    v = to_numpy(vertices, np.float64)
     if v.ndim != 2 or v.shape[1] != 3:
         raise ValueError(f"vertices must have shape (V, 3), got {v.shape}")
     if faces.size and faces.max() >= len(v):

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from facecourse.viz.mesh import _numpy, k3d_mesh, plot_mesh
+from facecourse.arrays import to_numpy
+from facecourse.viz.mesh import k3d_mesh, plot_mesh
 
 #: Variation kinds of :func:`variation_grid`.
 KINDS = ("shape", "expression", "jaw")
@@ -32,7 +33,7 @@ def head_colors(template, masks: dict, iris_half_angle_deg: float = 28.0) -> np.
     Returns:
         ``(V, 3)`` float RGB in [0, 1]; pass as ``vertex_colors`` to :func:`facecourse.viz.plot_mesh`.
     """
-    v = _numpy(template, np.float64)
+    v = to_numpy(template, np.float64)
     colors = np.tile(np.asarray(SKIN), (len(v), 1))
     colors[np.asarray(masks["lips"], dtype=np.int64)] = LIPS
     for name in ("left_eyeball", "right_eyeball"):

@@ -12,10 +12,7 @@ from matplotlib import cm
 from matplotlib.collections import PolyCollection
 from matplotlib.colors import Normalize
 
-
-def _numpy(x, dtype=None) -> np.ndarray:
-    """``x`` (array-like, or a torch tensor on any device) as a numpy array, of ``dtype`` when given."""
-    return np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=dtype)
+from facecourse.arrays import to_numpy
 
 
 def view_rotation(azimuth: float = 0.0, elevation: float = 0.0) -> np.ndarray:
@@ -62,8 +59,8 @@ def plot_mesh(
     Returns:
         The ``ScalarMappable`` when ``scalars`` is given (for a colour bar), else ``None``.
     """
-    v = _numpy(vertices).astype(np.float64) @ view_rotation(azimuth, elevation).T
-    f = _numpy(faces).astype(np.int64)
+    v = to_numpy(vertices).astype(np.float64) @ view_rotation(azimuth, elevation).T
+    f = to_numpy(faces).astype(np.int64)
     tri = v[f]  # (F, 3, 3)
     normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     normal /= np.linalg.norm(normal, axis=1, keepdims=True).clip(1e-12)
@@ -74,13 +71,13 @@ def plot_mesh(
     shade = 0.25 + 0.75 * np.clip(normal @ (light / np.linalg.norm(light)), 0, 1)
     mappable = None
     if scalars is not None:
-        s = _numpy(scalars).astype(np.float64)[f].mean(axis=1)
+        s = to_numpy(scalars).astype(np.float64)[f].mean(axis=1)
         norm = Normalize(vmin=s.min() if vmin is None else vmin, vmax=s.max() if vmax is None else vmax)
         mappable = cm.ScalarMappable(norm=norm, cmap=cmap)
         base = mappable.to_rgba(s)[:, :3]
         shade = 0.55 + 0.45 * (shade - 0.25) / 0.75  # keep the colour map readable
     elif vertex_colors is not None:
-        base = _numpy(vertex_colors).astype(np.float64)[f].mean(axis=1)
+        base = to_numpy(vertex_colors).astype(np.float64)[f].mean(axis=1)
     else:
         base = np.broadcast_to(np.asarray(color, dtype=np.float64), (len(f), 3))
     rgb = np.clip(base * shade[:, None], 0, 1)
@@ -109,12 +106,12 @@ def k3d_mesh(vertices, faces, scalars=None, color: int = 0xD9B89E, plot=None, na
     """
     import k3d
 
-    v = _numpy(vertices).astype(np.float32)
-    f = _numpy(faces).astype(np.uint32)
+    v = to_numpy(vertices).astype(np.float32)
+    f = to_numpy(faces).astype(np.uint32)
     plot = k3d.plot(grid_visible=False, camera_auto_fit=True) if plot is None else plot
     kwargs = {}
     if scalars is not None:
-        s = _numpy(scalars).astype(np.float32)
+        s = to_numpy(scalars).astype(np.float32)
         kwargs = dict(
             attribute=s,
             color_map=colormap if colormap is not None else k3d.colormaps.matplotlib_color_maps.Viridis,

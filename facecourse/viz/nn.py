@@ -9,7 +9,8 @@ import matplotlib.pyplot as plt
 from matplotlib.collections import LineCollection
 import numpy as np
 
-from facecourse.viz.mesh import _numpy, plot_mesh, view_rotation
+from facecourse.arrays import to_numpy
+from facecourse.viz.mesh import plot_mesh, view_rotation
 from facecourse.viz.spectral import _grid
 from facecourse.units import M_TO_MM
 
@@ -26,9 +27,9 @@ def plot_impulse_responses(vertices, faces, responses, vertex: int | None = None
     Returns:
         The ``Figure``.
     """
-    r = _numpy(responses)
+    r = to_numpy(responses)
     r = np.sign(r) * np.abs(r) ** gamma
-    v = _numpy(vertices)
+    v = to_numpy(vertices)
     fig, axes = _grid(len(r), len(r), panel_size)
     for k, ax in enumerate(axes[:len(r)]):
         m = float(np.abs(r[k]).max()) or 1.0
@@ -86,7 +87,7 @@ def plot_reconstructions(inputs, reconstructions, faces, azimuth: float = 0.0, m
     Returns:
         The ``Figure``.
     """
-    x, y = _numpy(inputs), _numpy(reconstructions)
+    x, y = to_numpy(inputs), to_numpy(reconstructions)
     if x.shape != y.shape or x.ndim != 3:
         raise ValueError(f"inputs and reconstructions must both be (N, V, 3), got {x.shape} and {y.shape}")
     err = np.linalg.norm(x - y, axis=-1) * M_TO_MM
@@ -104,7 +105,7 @@ def plot_reconstructions(inputs, reconstructions, faces, azimuth: float = 0.0, m
 
 def plot_mesh_row(meshes, faces, titles=None, azimuth: float = 0.0, panel_size: float = 2.4):
     """A row of meshes ``(N, V, 3)`` (e.g. a latent interpolation). Returns the ``Figure``."""
-    m = _numpy(meshes)
+    m = to_numpy(meshes)
     fig, axes = _grid(len(m), len(m), panel_size)
     for i, ax in enumerate(axes[:len(m)]):
         plot_mesh(ax, m[i], faces, azimuth, title=None if titles is None else titles[i])

@@ -9,12 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from facecourse.arrays import to_numpy
 from facecourse.render.camera import ndc_to_pixels
 from facecourse.render.rasterize import rasterize
-
-
-def _np(x) -> np.ndarray:
-    return np.asarray(x.detach().cpu() if hasattr(x, "detach") else x)
 
 
 def plot_image(ax, image, landmarks=None, visibility=None, title: str | None = None, color: str = "lime",
@@ -23,13 +20,13 @@ def plot_image(ax, image, landmarks=None, visibility=None, title: str | None = N
 
     Invisible landmarks (``visibility`` 0) are drawn as hollow circles.
     """
-    img = _np(image)
+    img = to_numpy(image)
     h, w = img.shape[-2:]
     ax.imshow(np.clip(img.transpose(1, 2, 0), 0, 1) if img.ndim == 3 else img, cmap=None if img.ndim == 3 else "gray",
               interpolation="nearest")
     if landmarks is not None:
-        pix = _np(ndc_to_pixels(torch.as_tensor(_np(landmarks)), (h, w)))
-        vis = np.ones(len(pix), bool) if visibility is None else _np(visibility) > 0.5
+        pix = to_numpy(ndc_to_pixels(torch.as_tensor(to_numpy(landmarks)), (h, w)))
+        vis = np.ones(len(pix), bool) if visibility is None else to_numpy(visibility) > 0.5
         ax.scatter(pix[vis, 0], pix[vis, 1], s=marker_size, c=color, label=label)
         if (~vis).any():
             ax.scatter(pix[~vis, 0], pix[~vis, 1], s=marker_size * 2, facecolors="none", edgecolors=color)
@@ -44,9 +41,9 @@ def plot_image(ax, image, landmarks=None, visibility=None, title: str | None = N
 def plot_landmark_error(ax, image, predicted, target, title: str | None = None):
     """Image with target (green) and predicted (red) landmarks joined by error segments."""
     plot_image(ax, image, target, title=title, color="lime", label="target")
-    h, w = _np(image).shape[-2:]
-    p = _np(ndc_to_pixels(torch.as_tensor(_np(predicted)), (h, w)))
-    t = _np(ndc_to_pixels(torch.as_tensor(_np(target)), (h, w)))
+    h, w = to_numpy(image).shape[-2:]
+    p = to_numpy(ndc_to_pixels(torch.as_tensor(to_numpy(predicted)), (h, w)))
+    t = to_numpy(ndc_to_pixels(torch.as_tensor(to_numpy(target)), (h, w)))
     ax.scatter(p[:, 0], p[:, 1], s=6, c="red", label="predicted")
     for a, b in zip(p, t):
         ax.plot([a[0], b[0]], [a[1], b[1]], color="yellow", lw=0.7)
@@ -66,7 +63,7 @@ def plot_rasterized_triangle(ax, triangle, image_size: int = 12, title: str | No
     Returns:
         the fragments of the render.
     """
-    tri = torch.as_tensor(_np(triangle), dtype=torch.float64)
+    tri = torch.as_tensor(to_numpy(triangle), dtype=torch.float64)
     screen = torch.cat([tri, torch.zeros(3, 1, dtype=torch.float64)], -1)[None]
     frag = rasterize(screen, torch.tensor([[0, 1, 2]]), image_size)
     colours = frag.bary[0].numpy()
@@ -74,7 +71,7 @@ def plot_rasterized_triangle(ax, triangle, image_size: int = 12, title: str | No
     ax.imshow(img, interpolation="nearest")
     ys, xs = np.meshgrid(np.arange(image_size), np.arange(image_size), indexing="ij")
     ax.scatter(xs.ravel(), ys.ravel(), s=4, c="k")
-    pix = _np(ndc_to_pixels(tri, (image_size, image_size)))
+    pix = to_numpy(ndc_to_pixels(tri, (image_size, image_size)))
     loop = np.vstack([pix, pix[:1]])
     ax.plot(loop[:, 0], loop[:, 1], color="k", lw=1.5)
     for k, (x, y) in enumerate(pix):

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import matplotlib.pyplot as plt
 
-from facecourse.viz.mesh import _numpy, k3d_mesh, plot_mesh
+from facecourse.arrays import to_numpy
+from facecourse.viz.mesh import k3d_mesh, plot_mesh
 
 #: Diverging colour map for signed signals such as eigenvectors (white = 0).
 DIVERGING = "RdBu_r"
@@ -46,8 +47,8 @@ def plot_eigenvectors(vertices, faces, eigenvectors, indices, eigenvalues=None, 
     Returns:
         The matplotlib ``Figure`` (colour scale symmetric about 0 in each panel: red > 0 > blue).
     """
-    u, n = _numpy(eigenvectors), len(_numpy(vertices))
-    lam = None if eigenvalues is None else _numpy(eigenvalues)
+    u, n = to_numpy(eigenvectors), len(to_numpy(vertices))
+    lam = None if eigenvalues is None else to_numpy(eigenvalues)
     indices = list(indices)
     if u.ndim != 2 or u.shape[0] != n:
         raise ValueError(f"eigenvectors must be (V, k) with V={n}, got {u.shape}")
@@ -68,7 +69,7 @@ def k3d_eigenvector(vertices, faces, eigenvectors, index: int = 1, plot=None):
     ``(plot, mesh)`` like :func:`~facecourse.viz.k3d_mesh`. Static counterpart: :func:`plot_eigenvectors`."""
     import k3d
 
-    u = _numpy(eigenvectors)[:, index]
+    u = to_numpy(eigenvectors)[:, index]
     return k3d_mesh(vertices, faces, scalars=u, plot=plot, name=f"u_{index}",
                     color_range=_symmetric_range(u), colormap=k3d.colormaps.matplotlib_color_maps.RdBu_r)
 
@@ -86,8 +87,8 @@ def eigenvector_explorer(vertices, faces, eigenvectors, eigenvalues=None, index:
     """
     import ipywidgets as widgets
 
-    u = _numpy(eigenvectors).astype(np.float32)
-    lam = None if eigenvalues is None else _numpy(eigenvalues)
+    u = to_numpy(eigenvectors).astype(np.float32)
+    lam = None if eigenvalues is None else to_numpy(eigenvalues)
     plot, mesh = k3d_eigenvector(vertices, faces, u, index)
     slider = widgets.IntSlider(value=index, min=0, max=u.shape[1] - 1, description="eigenvector")
     label = widgets.Label()
