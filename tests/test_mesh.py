@@ -71,3 +71,24 @@ def test_as_faces_validates_and_converts():
         as_faces([[0, -1, 2]])
     with pytest.raises(ValueError, match="integer array"):
         as_faces(np.array([[0.0, 1.0, 2.0]]))
+
+
+def test_similarity_procrustes_recovers_a_known_similarity_in_a_batch():
+    from scipy.spatial.transform import Rotation
+
+    from facecourse.mesh import similarity_procrustes
+
+    rng = np.random.default_rng(0)
+    p = torch.from_numpy(rng.normal(size=(2, 30, 3)))
+    rot = torch.from_numpy(Rotation.random(2, random_state=1).as_matrix())
+    s_true, t_true = torch.tensor([0.7, 2.5], dtype=torch.float64), torch.from_numpy(rng.normal(size=(2, 3)))
+    q = s_true[:, None, None] * p @ rot.transpose(1, 2) + t_true[:, None]
+    s, r, t = similarity_procrustes(p, q)
+    torch.testing.assert_close(s, s_true)
+    torch.testing.assert_close(r, rot)
+    torch.testing.assert_close(t, t_true)
+    mirrored = q * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)  # best fit would need a reflection
+    _, r, _ = similarity_procrustes(p, mirrored)
+    torch.testing.assert_close(torch.linalg.det(r), torch.ones(2, dtype=torch.float64))
+    s, _, _ = similarity_procrustes(p, q, scale=1.0)
+    torch.testing.assert_close(s, torch.ones(2, dtype=torch.float64))

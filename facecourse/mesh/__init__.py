@@ -5,7 +5,9 @@ Conventions: vertices ``(B, V, 3)`` or ``(V, 3)`` float, faces ``(F, 3)`` int64,
 winding seen from outside (normals point out of the head).
 """
 
-from facecourse.mesh.geometry import barycentric_coordinates, face_areas, face_normals, vertex_normals
+from facecourse.mesh.geometry import (
+    barycentric_coordinates, face_areas, face_normals, similarity_procrustes, vertex_normals,
+)
 from facecourse.mesh.io import load_mesh, save_mesh
 from facecourse.mesh.topology import adjacency_matrix, as_faces, edges_from_faces, vertex_degrees
 
@@ -18,6 +20,7 @@ __all__ = [
     "face_normals",
     "load_mesh",
     "save_mesh",
+    "similarity_procrustes",
     "vertex_degrees",
     "vertex_normals",
 ]

@@ -99,3 +99,39 @@ def barycentric_coordinates(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.n
         dist = np.stack([((p - q) ** 2).sum(1) for q in (a, b, c)], axis=1)
         w[~good] = np.eye(3)[dist[~good].argmin(1)]
     return w
+
+
+def similarity_procrustes(source: torch.Tensor, target: torch.Tensor,
+                          scale: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Least-squares similarity (Umeyama) taking corresponding points ``source`` onto ``target``.
+
+    Finds :math:`(s, R, t)` minimising :math:`\\sum_i \\lVert s R p_i + t - q_i \\rVert^2` with
+    :math:`R \\in SO(3)` (no reflection): with centred points and the SVD
+    :math:`\\tfrac1N \\sum_i \\bar q_i \\bar p_i^\\top = U \\Sigma V^\\top`,
+    :math:`R = U \\operatorname{diag}(1, 1, \\det UV^\\top) V^\\top`,
+    :math:`s = \\operatorname{tr}(\\Sigma\\, \\operatorname{diag}(1, 1, \\det UV^\\top)) / \\sigma_p^2` and
+    :math:`t = \\mu_q - s R \\mu_p`.
+
+    Args:
+        source: ``(B, N, 3)`` points to move.
+        target: ``(B, N, 3)`` points to reach, same order.
+        scale: ``None`` estimates the scale; a number fixes it (e.g. 1 for a rigid fit).
+
+    Returns:
+        ``scale (B,)``, ``rotation (B, 3, 3)``, ``translation (B, 3)``.
+    """
+    if source.shape != target.shape or source.ndim != 3 or source.shape[-1] != 3:
+        raise ValueError(f"source and target must both be (B, N, 3), got {tuple(source.shape)} and "
+                         f"{tuple(target.shape)}")
+    mu_p, mu_q = source.mean(1, keepdim=True), target.mean(1, keepdim=True)
+    pc, qc = source - mu_p, target - mu_q
+    u, sigma, vh = torch.linalg.svd(qc.transpose(1, 2) @ pc / source.shape[1])
+    det = torch.linalg.det(u @ vh)
+    sign = torch.stack([torch.ones_like(det), torch.ones_like(det), torch.where(det < 0, -1.0, 1.0).to(det)], -1)
+    rotation = u @ torch.diag_embed(sign) @ vh
+    if scale is None:
+        s = (sigma * sign).sum(-1) / (pc * pc).sum((1, 2)) * source.shape[1]
+    else:
+        s = torch.full_like(det, float(scale))
+    translation = mu_q[:, 0] - s[:, None] * (rotation @ mu_p[:, 0, :, None])[..., 0]
+    return s, rotation, translation

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from facecourse.mesh import face_normals
+from facecourse.mesh import face_normals, similarity_procrustes
 from facecourse.now.distance import SurfaceDistance
 
 
@@ -83,19 +83,11 @@ def procrustes(source, target, with_scale: bool = True, scale: float = 1.0) -> S
     q = np.asarray(target, dtype=np.float64)
     if p.shape != q.shape or p.ndim != 2 or p.shape[1] != 3 or len(p) < 3:
         raise ValueError(f"source and target must both be (N >= 3, 3), got {p.shape} and {q.shape}")
-    mu_p, mu_q = p.mean(axis=0), q.mean(axis=0)
-    pc, qc = p - mu_p, q - mu_q
-    cov = qc.T @ pc / len(p)
-    u, d, vt = np.linalg.svd(cov)
-    sign = np.ones(3)
-    sign[2] = np.sign(np.linalg.det(u @ vt)) or 1.0
-    rot = (u * sign) @ vt
-    if with_scale:
-        var_p = (pc**2).sum() / len(p)
-        if var_p <= 0:
-            raise ValueError("source points are all identical; cannot estimate a scale")
-        scale = float((d * sign).sum() / var_p)
-    return Similarity(float(scale), rot, mu_q - scale * rot @ mu_p)
+    if with_scale and not (p - p.mean(axis=0)).any():
+        raise ValueError("source points are all identical; cannot estimate a scale")
+    s, rot, t = similarity_procrustes(torch.from_numpy(p)[None], torch.from_numpy(q)[None],
+                                      None if with_scale else scale)
+    return Similarity(float(s[0]), rot[0].numpy(), t[0].numpy())
 
 
 @dataclass(frozen=True)

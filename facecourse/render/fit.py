@@ -29,6 +29,7 @@ from facecourse.losses import (
     l2_regularizer,
     photometric_loss,
 )
+from facecourse.mesh import similarity_procrustes
 from facecourse.render.shading import SH_CONSTANTS
 from facecourse.units import M_TO_MM
 
@@ -204,19 +205,12 @@ def mesh_error_mm(predicted: torch.Tensor, target: torch.Tensor, vertex_mask: to
     p, t = predicted, target
     if vertex_mask is not None:
         p, t = p[:, vertex_mask], t[:, vertex_mask]
-    if align in ("translation", "similarity"):
-        p = p - p.mean(1, keepdim=True)
-        t_mean = t.mean(1, keepdim=True)
-        t = t - t_mean
-    if align == "similarity":
-        cov = t.transpose(1, 2) @ p  # (B, 3, 3)
-        u, s, vh = torch.linalg.svd(cov)
-        d = torch.sign(torch.linalg.det(u @ vh))
-        e = torch.diag_embed(torch.stack([torch.ones_like(d), torch.ones_like(d), d], -1))
-        r = u @ e @ vh
-        scale = (s * e.diagonal(dim1=1, dim2=2)).sum(-1) / (p * p).sum((1, 2))
-        p = scale[:, None, None] * p @ r.transpose(1, 2)
-    elif align != "none" and align != "translation":
+    if align == "translation":
+        p = p - p.mean(1, keepdim=True) + t.mean(1, keepdim=True)
+    elif align == "similarity":
+        scale, rotation, translation = similarity_procrustes(p, t)
+        p = scale[:, None, None] * p @ rotation.transpose(1, 2) + translation[:, None]
+    elif align != "none":
         raise ValueError(f"align must be 'none', 'translation' or 'similarity', got {align!r}")
     diff = (p - t) * M_TO_MM
     dist = diff.norm(dim=-1)
