@@ -19,8 +19,8 @@ from pathlib import Path
 
 from facecourse.data.assets import ASSETS, NOW_ROOT, asset_status
 from facecourse.data.paths import resolve_data_dir
-from facecourse.flame.io import DECA_EMBEDDING, MODEL_FILE, has_landmark_embedding
-from facecourse.flame.paths import SIZES
+from facecourse.flame.io import DECA_EMBEDDING, has_landmark_embedding
+from facecourse.flame.paths import SIZES, real_model_path, synthetic_model_file, usable_real_model
 
 PACKAGES: dict[str, tuple[str, bool]] = {
     "torch": ("torch", True),
@@ -100,10 +100,10 @@ def data_report(root: str | os.PathLike | None = None) -> dict[str, dict]:
     synthetic = root / "synthetic"
     out: dict[str, dict] = {}
 
-    real_dir = root / "FLAME2020"
-    real_pkl = real_dir / MODEL_FILE
-    real_usable = real_pkl.is_file() and has_landmark_embedding(real_dir)
-    flame_syn = [p for p in (synthetic / "flame" / s / MODEL_FILE for s in SIZES) if p.is_file()]
+    real_pkl = real_model_path(root)
+    real_dir = real_pkl.parent
+    real_usable = usable_real_model(root) is not None
+    flame_syn = [p for p in (synthetic_model_file(s, root) for s in SIZES) if p.is_file()]
     notes = []
     if real_pkl.is_file() and not real_usable:
         notes.append("FLAME2020/generic_model.pkl has no landmark embedding beside it, so it is not used yet")
@@ -119,7 +119,7 @@ def data_report(root: str | os.PathLike | None = None) -> dict[str, dict]:
     out["flame"]["real_needs_embedding"] = real_pkl.is_file() and not real_usable
 
     lmk_real = root / ASSETS["landmark-embedding"].files[0].dest
-    lmk_syn = synthetic / "flame" / "small" / DECA_EMBEDDING
+    lmk_syn = synthetic_model_file("small", root).with_name(DECA_EMBEDDING)
     out["landmark_embedding"] = (
         {"source": "real", "path": str(real_dir), "detail": "embedding beside the FLAME 2020 pickle"}
         if has_landmark_embedding(real_dir)

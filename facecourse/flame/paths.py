@@ -12,7 +12,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from facecourse.data.paths import data_dir, synthetic_dir
+from facecourse.data.paths import resolve_data_dir, synthetic_dir
 from facecourse.flame.io import DECA_EMBEDDING, MODEL_FILE, has_landmark_embedding
 
 #: Sizes of the synthetic model: ``"small"`` (CI and notebooks) and ``"full"`` (FLAME's 5023 vertices); their
@@ -27,9 +27,20 @@ def check_size(size: str) -> str:
     return size
 
 
-def real_model_path() -> Path:
-    """``data_dir()/"FLAME2020"/"generic_model.pkl"`` (may not exist)."""
-    return data_dir() / "FLAME2020" / MODEL_FILE
+def real_model_path(root=None) -> Path:
+    """``<data>/FLAME2020/generic_model.pkl`` (may not exist); ``root`` defaults to ``data_dir()``."""
+    return resolve_data_dir(root) / "FLAME2020" / MODEL_FILE
+
+
+def usable_real_model(root=None) -> Path | None:
+    """The real FLAME 2020 pickle when it is present *with* a landmark embedding beside it, else None."""
+    real = real_model_path(root)
+    return real if real.is_file() and has_landmark_embedding(real.parent) else None
+
+
+def synthetic_model_file(size: str = "small", root=None) -> Path:
+    """Where the synthetic ``generic_model.pkl`` of ``size`` lives (nothing is built; may not exist)."""
+    return resolve_data_dir(root) / "synthetic" / "flame" / check_size(size) / MODEL_FILE
 
 
 def synthetic_model_path(size: str = "small") -> Path:
@@ -39,8 +50,7 @@ def synthetic_model_path(size: str = "small") -> Path:
     Args:
         size: ``"small"`` (about 1-2k vertices, for CI and notebooks) or ``"full"`` (FLAME-size, ~5k).
     """
-    check_size(size)
-    path = synthetic_dir() / "flame" / size / MODEL_FILE
+    path = synthetic_model_file(size)
     from facecourse.flame.synthetic import build_synthetic_flame, is_current  # lazy: only the paths are light
 
     if not is_current(path.parent, size):
@@ -58,11 +68,11 @@ def default_model_path(size: str = "small") -> Path:
     reported with a warning saying what to fetch, and the synthetic model is used meanwhile.
     """
     check_size(size)
-    real = real_model_path()
-    if real.is_file():
-        if has_landmark_embedding(real.parent):
-            return real
-        warnings.warn(f"{real} is present but no landmark embedding beside it ({DECA_EMBEDDING}); run "
+    real = usable_real_model()
+    if real is not None:
+        return real
+    if real_model_path().is_file():
+        warnings.warn(f"{real_model_path()} is present but no landmark embedding beside it ({DECA_EMBEDDING}); run "
                       "`python data_download.py landmark-embedding`. Using the synthetic model meanwhile.",
                       stacklevel=2)
     return synthetic_model_path(size)
@@ -73,4 +83,7 @@ def is_synthetic(path) -> bool:
     return synthetic_dir() in Path(path).resolve().parents
 
 
-__all__ = ["SIZES", "check_size", "default_model_path", "is_synthetic", "real_model_path", "synthetic_model_path"]
+__all__ = [
+    "SIZES", "check_size", "default_model_path", "is_synthetic", "real_model_path", "synthetic_model_file",
+    "synthetic_model_path", "usable_real_model",
+]
