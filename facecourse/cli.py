@@ -15,7 +15,7 @@ import sys
 # with chapter 06, the regressor.
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("facecourse.doctor", "print versions, device, which data is present and what to do next"),
-    "pretrain-encoder": ("facecourse.nn.pretrain", "pre-train the Chebyshev mesh autoencoder (3D-ID encoder)"),
+    "pretrain-encoder": ("facecourse.train.encoder", "pre-train the Chebyshev mesh autoencoder (3D-ID encoder)"),
     "now-eval": ("facecourse.now.cli", "evaluate predictions with the NoW protocol"),
 }
 

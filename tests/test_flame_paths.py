@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-import types
-
 import pytest
 from test_flame_io import write_tiny_model_dir
 
+import facecourse.flame.paths as paths
 from facecourse.flame import default_model_path, is_synthetic, synthetic_model_path
 
 
@@ -23,8 +21,8 @@ def test_synthetic_is_built_when_missing_and_reused(tmp_path, monkeypatch):
     def is_current(out_dir, size):
         return (out_dir / "generic_model.pkl").is_file()
 
-    monkeypatch.setitem(sys.modules, "facecourse.flame.synthetic",
-                        types.SimpleNamespace(build_synthetic_flame=build, is_current=is_current))
+    monkeypatch.setattr(paths, "build_synthetic_flame", build)
+    monkeypatch.setattr(paths, "is_current", is_current)
     path = synthetic_model_path("small")
     assert path == tmp_path / "synthetic" / "flame" / "small" / "generic_model.pkl" and path.is_file()
     assert calls == [(path.parent, "small")]

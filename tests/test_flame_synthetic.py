@@ -159,11 +159,16 @@ def test_bad_arguments():
         build_synthetic_flame("/tmp/never", "small", seed=-1)
 
 
-def test_every_size_has_a_vertex_budget():
-    from facecourse.flame.paths import SIZES
-    from facecourse.flame.synthetic import VERTEX_BUDGETS
+def test_the_sizes_are_the_generators_own_table(monkeypatch):
+    """flame.paths.SIZES is the generator's table, not a second list: a size added to VERTEX_BUDGETS is known."""
+    import facecourse.flame.paths as paths
+    import facecourse.flame.synthetic as synthetic
 
-    assert tuple(VERTEX_BUDGETS) == SIZES
+    assert paths.SIZES is synthetic.SIZES and synthetic.SIZES == tuple(synthetic.VERTEX_BUDGETS)
+    monkeypatch.setitem(synthetic.VERTEX_BUDGETS, "tiny", synthetic.VERTEX_BUDGETS["small"])
+    assert paths.check_size("tiny") == "tiny"
+    with pytest.raises(ValueError, match="size must be one of"):
+        paths.check_size("medium")
 
 
 # ---------------------------------------------------------------------------------------------- mesh

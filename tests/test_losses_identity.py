@@ -7,15 +7,8 @@ import pickle
 import pytest
 import torch
 
-from facecourse.losses import (
-    FaceRecogniser,
-    SmallFaceEmbedder,
-    composite,
-    identity_loss,
-    iresnet,
-    load_recogniser,
-    vggface2_resnet50,
-)
+from facecourse.losses import FaceRecogniser, composite, identity_loss, load_recogniser
+from facecourse.nn.backbones import SmallFaceEmbedder, iresnet, vggface2_resnet50
 
 
 def _random_recogniser(seed=0):

@@ -6,12 +6,12 @@ import pytest
 import torch
 import trimesh
 
+from facecourse.render.head import region_mask
 from facecourse.losses import (
     albedo_regularizer,
     expression_regularizer,
     light_regularizer,
     photometric_loss,
-    region_mask,
     shape_regularizer,
 )
 from facecourse.render import rasterize, weak_perspective

@@ -7,9 +7,9 @@ import pytest
 import torch
 import trimesh
 
-from facecourse.nn import (
-    PretrainConfig, build_autoencoder, load_autoencoder, reconstruction_errors, save_autoencoder,
-    sparse_vertex_map, train_autoencoder,
+from facecourse.nn import sparse_vertex_map
+from facecourse.train.encoder import (
+    PretrainConfig, build_autoencoder, load_autoencoder, reconstruction_errors, save_autoencoder, train_autoencoder,
 )
 from facecourse.spectral import to_torch_sparse
 

@@ -8,9 +8,9 @@ import torch
 import trimesh
 
 from facecourse.cli import main
-from facecourse.data.coma import coma_available, coma_split, list_coma_files, load_coma_split
+from facecourse.datasets.coma import coma_available, coma_split, list_coma_files, load_coma_split
 from facecourse.mesh import save_mesh
-from facecourse.nn import PretrainConfig, checkpoint_path, load_autoencoder, load_pretrained_autoencoder
+from facecourse.train.encoder import PretrainConfig, checkpoint_path, load_autoencoder, load_pretrained_autoencoder
 
 SUBJECTS = ("FaceTalk_170725_00137_TA", "FaceTalk_170728_03272_TA")
 EXPRESSIONS = ("bareteeth", "mouth_open")

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import trimesh
 
-from facecourse.nn import build_hierarchy, decimate, hierarchy_cache_path
-from facecourse.spectral.eigen import topology_hash
+from facecourse.mesh import decimate
+from facecourse.nn import build_hierarchy, hierarchy_cache_path
+from facecourse.mesh.topology import topology_hash
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ import trimesh
 from facecourse.cli import main
 from facecourse.flame import FLAME
 from facecourse.flame.io import save_deca_landmark_embedding, save_model
-from facecourse.nn import (
+from facecourse.train.encoder import (
     PretrainConfig, checkpoint_path, load_autoencoder, load_pretrained_autoencoder, pretrain_encoder,
     sample_flame_meshes,
 )

@@ -8,16 +8,11 @@ import torch
 import trimesh
 from scipy.spatial.transform import Rotation
 
-from facecourse.data.synthetic_images import (
-    HeadRenderer,
-    _axis_angle_xyz,
-    frame_camera,
-    generate,
-    landmark_visibility,
-)
-from facecourse.losses import landmark_loss
-from facecourse.render import rasterize, weak_perspective
-from facecourse.render.fit import FitConfig, fit_to_image, init_camera, mesh_error_mm
+from facecourse.datasets.synthetic_images import _axis_angle_xyz, generate, render_identity_views
+from facecourse.losses import FitConfig, fit_to_image, identity_loss, init_camera, landmark_loss, mesh_error_mm
+from facecourse.now.synthetic import render_now_images
+from facecourse.render import FaceParams, HeadRenderer, frame_camera, landmark_visibility, rasterize, weak_perspective
+from facecourse.train.recogniser import synthetic_recogniser
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +35,11 @@ def test_generate_shapes_ranges_and_determinism(renderer):
 
 def test_ground_truth_parameters_reproduce_image_and_landmarks(renderer):
     data = generate(2, 64, seed=1, renderer=renderer)
-    p = {k: v for k, v in data.params.items() if k not in ("crop_scale", "crop_shift")}
+    p = data.params
     lmk = renderer.camera_landmarks(p)
     assert torch.allclose(lmk, data.landmarks, atol=1e-6)
     assert landmark_loss(lmk, data.landmarks, visibility=data.visibility) < 1e-6
-    out, _, _, _ = renderer(p, 64)
+    out = renderer(p, 64).render
     diff = (out.image.clamp(0, 1) - data.images).abs() * out.mask
     assert diff.max() < 1e-5
 
@@ -108,16 +103,12 @@ def test_fit_reduces_2d_losses(renderer):
 
 
 def test_synthetic_recogniser_train_or_load_and_generalises():
-    from facecourse.losses import identity_loss, synthetic_recogniser
-
     rec = synthetic_recogniser(mode="ci", progress=False)  # trains once (seconds), then loads the cache
     assert rec.metrics["heldout_verification_accuracy"] > 0.7  # unseen people, chance = 0.5
     again = synthetic_recogniser(mode="ci", train_if_missing=False)
     x = torch.rand(2, 3, 64, 64)
     assert torch.allclose(rec(x), again(x))
     # The loss prefers the same (unseen) person in another pose over another person in the same pose.
-    from facecourse.data.synthetic_images import render_identity_views
-
     imgs, labels, _ = render_identity_views(6, 2, 64, seed=123)
     same = identity_loss(rec, imgs[0::2], imgs[1::2])
     other = identity_loss(rec, imgs[0::2], imgs[1::2].roll(1, 0))
@@ -143,8 +134,6 @@ def _tiny_now_set(root, validation_lines, test_lines):
 def test_render_now_images_official_layout(tmp_path):
     import matplotlib.image as mpimg
 
-    from facecourse.data.synthetic_images import render_now_images
-
     root = _tiny_now_set(tmp_path / "final_release_version",
                          ["SYN_0001/multiview_neutral/IMG_0001.jpg", "SYN_0001/multiview_occlusions/IMG_0002.jpg"],
                          ["SYN_0002/selfie/IMG_0003.jpg"])
@@ -158,8 +147,6 @@ def test_render_now_images_official_layout(tmp_path):
 def test_render_now_images_resumed_run_writes_the_same_images(tmp_path):
     """Each photo's randomness (head, background, occluders) depends on its own seed only: a run that
     resumes after some photos were written draws the same photos as an uninterrupted one."""
-    from facecourse.data.synthetic_images import render_now_images
-
     lines = [f"SYN_0001/multiview_occlusions/IMG_000{i}.jpg" for i in (1, 2, 3)]
     whole = _tiny_now_set(tmp_path / "whole", lines, [])
     resumed = _tiny_now_set(tmp_path / "resumed", lines, [])
@@ -196,7 +183,7 @@ def test_head_renderer_with_uv_texture_space(tmp_path, renderer):
     colours = []
     for code in ([0.0, 0.0, 0.0], [0.8, 0.0, 0.0]):
         data = generate(1, 48, seed=0, renderer=textured,
-                        identity={"shape": torch.zeros(1, 20), "albedo": torch.tensor([code])})
+                        identity=FaceParams(shape=torch.zeros(1, 20), albedo=torch.tensor([code])))
         colours.append(data.images[0][:, data.skin_mask[0, 0].bool()].mean(1))
     assert colours[0][1] > 0.2 and colours[0][0] < 0.02 and colours[0][2] < 0.02  # green mean texture
     assert colours[1][0] > 0.2  # component 0 adds red

@@ -6,9 +6,10 @@ import scipy.sparse as sp
 import trimesh
 
 import facecourse.spectral.eigen as eigen
+from facecourse.mesh.topology import topology_hash
 from facecourse.spectral import (
     cotangent_laplacian, eigenbasis, full_eigenpairs, largest_eigenvalue, laplacian_of, mass_matrix,
-    normalized_laplacian, smallest_eigenpairs, topology_hash,
+    normalized_laplacian, smallest_eigenpairs,
 )
 
 

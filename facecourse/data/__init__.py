@@ -1,4 +1,7 @@
-"""Data: asset registry and paths, synthetic generators, real-dataset adapters."""
+"""Data foundation: the data directory and its paths, atomic writes, downloads and the asset registry.
+
+Concrete data sets (synthetic images, CoMA, paired data) are :mod:`facecourse.datasets`, a higher layer.
+"""
 
 from facecourse.data.paths import data_dir, synthetic_dir
 

@@ -14,17 +14,7 @@ from pathlib import Path
 
 from facecourse.data.paths import resolve_data_dir, synthetic_dir
 from facecourse.flame.io import DECA_EMBEDDING, MODEL_FILE, has_landmark_embedding
-
-#: Sizes of the synthetic model: ``"small"`` (CI and notebooks) and ``"full"`` (FLAME's 5023 vertices); their
-#: vertex budgets are :data:`facecourse.flame.synthetic.VERTEX_BUDGETS`.
-SIZES = ("small", "full")
-
-
-def check_size(size: str) -> str:
-    """``size`` unchanged when it is one of :data:`SIZES`; otherwise a ``ValueError`` naming it."""
-    if size not in SIZES:
-        raise ValueError(f"size must be one of {SIZES}, got {size!r}")
-    return size
+from facecourse.flame.synthetic import SIZES, build_synthetic_flame, check_size, is_current
 
 
 def real_model_path(root=None) -> Path:
@@ -51,8 +41,6 @@ def synthetic_model_path(size: str = "small") -> Path:
         size: ``"small"`` (about 1-2k vertices, for CI and notebooks) or ``"full"`` (FLAME-size, ~5k).
     """
     path = synthetic_model_file(size)
-    from facecourse.flame.synthetic import build_synthetic_flame, is_current  # lazy: only the paths are light
-
     if not is_current(path.parent, size):
         build_synthetic_flame(path.parent, size)
         if not path.is_file():

@@ -36,24 +36,32 @@ import scipy.sparse
 from scipy.optimize import nnls
 
 from facecourse.data.atomic import staging_dir
-from facecourse.flame import synthetic_geometry as geo
+import facecourse.flame.synthetic_geometry as geo
 from facecourse.flame.io import (DECA_EMBEDDING, EXPRESSION_SPACE_DIM, MASK_NAMES, MASKS_FILE, MODEL_FILE,
                                  RINGNET_DYNAMIC, RINGNET_STATIC, SHAPE_SPACE_DIM, save_deca_landmark_embedding,
                                  save_masks, save_model, save_ringnet_landmark_embedding)
 from facecourse.flame.landmarks import N_CONTOUR_ROWS, yaw_for_contour_row
-from facecourse.flame.paths import check_size
 from facecourse.flame.synthetic_geometry import Anatomy, gauss
 from facecourse.mesh import geometry as mesh_geometry
 from facecourse.mesh.geometry import barycentric_coordinates
 
 #: Parent of each joint of :data:`facecourse.flame.io.JOINT_NAMES` (-1 = root).
 PARENTS = (-1, 0, 1, 1, 1)
-#: Vertex budget of each size (:data:`facecourse.flame.paths.SIZES`): head surface vertices and eyeball (rings,
-#: segments); "full" totals FLAME's 5023.
+#: Vertex budget of each size: head surface vertices and eyeball (rings, segments); "full" totals FLAME's 5023.
+#: Its keys are the sizes of the synthetic model (:data:`SIZES`, re-exported by :mod:`facecourse.flame.paths`).
 VERTEX_BUDGETS = {
     "small": {"head": 1500, "eye_rings": 9, "eye_segments": 14},
     "full": {"head": 5023 - 2 * (2 + 14 * 20), "eye_rings": 14, "eye_segments": 20},
 }
+#: Sizes of the synthetic model: ``"small"`` (CI and notebooks) and ``"full"`` (FLAME's 5023 vertices).
+SIZES = tuple(VERTEX_BUDGETS)
+
+
+def check_size(size: str) -> str:
+    """``size`` unchanged when it is one of :data:`SIZES`; otherwise a ``ValueError`` naming it."""
+    if size not in VERTEX_BUDGETS:
+        raise ValueError(f"size must be one of {SIZES}, got {size!r}")
+    return size
 #: Number of identity directions the synthetic model defines (the rest of the 300 are zero).
 N_SHAPE_DEFINED = 100
 
@@ -873,7 +881,7 @@ def build_synthetic_flame(out_dir: str | os.PathLike, size: str = "small", seed:
 
 
 __all__ = [
-    "GENERATOR_STAMP", "generator_digest", "is_current",
+    "GENERATOR_STAMP", "SIZES", "check_size", "generator_digest", "is_current",
     "Anatomy", "HeadMesh", "MODEL_FILES", "PARENTS", "VERTEX_BUDGETS", "build_synthetic_flame",
     "contour_for_yaw", "contour_region", "jaw_weights", "make_dynamic_contour", "make_expression_basis",
     "make_head_mesh", "make_joint_regressor", "make_masks", "make_posedirs", "make_shape_basis",

@@ -1,21 +1,17 @@
 """Losses for face reconstruction.
 
 2D self-supervision (chapter 04, DECA-style): landmarks, eye closure, lip distance, photometric,
-identity, and the regularisers on the codes. (3D losses of chapter 05 are added beside them.)
+identity, and the regularisers on the codes; the analysis-by-synthesis fit that uses them
+(:mod:`~facecourse.losses.fit`); 3D errors between meshes (:mod:`~facecourse.losses.vertices`).
 """
 
+from facecourse.losses.fit import FitConfig, FitResult, component_sensitivity, fit_to_image, init_camera
 from facecourse.losses.identity import (
     FaceRecogniser,
-    IResNet,
-    SmallFaceEmbedder,
-    VGGFace2ResNet50,
     composite,
     identity_loss,
-    iresnet,
     load_recogniser,
-    synthetic_recogniser,
     verification_accuracy,
-    vggface2_resnet50,
 )
 from facecourse.losses.landmarks import (
     EYELID_PAIRS,
@@ -25,7 +21,7 @@ from facecourse.losses.landmarks import (
     landmark_loss,
     lip_distance_loss,
 )
-from facecourse.losses.photometric import photometric_loss, region_mask
+from facecourse.losses.photometric import photometric_loss
 from facecourse.losses.regularizers import (
     albedo_regularizer,
     expression_regularizer,
@@ -33,12 +29,13 @@ from facecourse.losses.regularizers import (
     light_regularizer,
     shape_regularizer,
 )
+from facecourse.losses.vertices import mesh_error_mm
 
 __all__ = [
     # 2D (chapter 04)
-    "EYELID_PAIRS", "FaceRecogniser", "IResNet", "LIP_PAIRS", "SmallFaceEmbedder", "VGGFace2ResNet50",
+    "EYELID_PAIRS", "FaceRecogniser", "FitConfig", "FitResult", "LIP_PAIRS", "component_sensitivity",
+    "fit_to_image", "init_camera", "mesh_error_mm",
     "albedo_regularizer", "composite", "deca_landmark_weights", "expression_regularizer", "eye_closure_loss",
-    "identity_loss", "iresnet", "l2_regularizer", "landmark_loss", "light_regularizer", "lip_distance_loss",
-    "load_recogniser", "photometric_loss", "region_mask", "shape_regularizer", "synthetic_recogniser",
-    "verification_accuracy", "vggface2_resnet50",
+    "identity_loss", "l2_regularizer", "landmark_loss", "light_regularizer", "lip_distance_loss",
+    "load_recogniser", "photometric_loss", "shape_regularizer", "verification_accuracy",
 ]

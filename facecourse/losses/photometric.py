@@ -1,10 +1,8 @@
-"""Photometric loss: masked L1 between the rendered and the input image, and region masks for it."""
+"""Photometric loss: masked L1 between the rendered and the input image (the mask: :func:`facecourse.render.head.region_mask`)."""
 
 from __future__ import annotations
 
 import torch
-
-from facecourse.render.rasterize import Fragments, interpolate
 
 
 def photometric_loss(rendered: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -33,22 +31,3 @@ def photometric_loss(rendered: torch.Tensor, target: torch.Tensor, mask: torch.T
     m = mask.detach().to(rendered.dtype)
     diff = (rendered - target).abs() * m
     return diff.sum() / (rendered.shape[1] * m.sum()).clamp_min(1e-8)
-
-
-def region_mask(fragments: Fragments, faces: torch.Tensor, vertex_mask: torch.Tensor) -> torch.Tensor:
-    """Pixels of a vertex region (e.g. skin = face minus eyes and lips) in a rendered image.
-
-    A pixel belongs to the region when the interpolated 0/1 vertex indicator exceeds 1/2.
-
-    Args:
-        fragments: from the rasteriser, ``B x H x W``.
-        faces: ``(F, 3)`` int64.
-        vertex_mask: ``(V,)`` bool or 0/1.
-
-    Returns:
-        ``(B, 1, H, W)`` float 0/1 (no gradient).
-    """
-    with torch.no_grad():
-        ind = vertex_mask.to(fragments.bary.dtype).reshape(-1, 1)
-        val = interpolate(ind, faces, fragments)[..., 0]
-        return ((val > 0.5) & fragments.mask).to(fragments.bary.dtype)[:, None]

@@ -1,6 +1,8 @@
-"""Mesh connectivity: unique undirected edges and the vertex adjacency matrix."""
+"""Mesh connectivity: unique undirected edges, the vertex adjacency matrix and the topology hash."""
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import scipy.sparse as sp
@@ -68,3 +70,14 @@ def adjacency_matrix(faces, n_vertices: int | None = None) -> sp.csr_matrix:
 def vertex_degrees(faces, n_vertices: int | None = None) -> np.ndarray:
     """Number of neighbours of each vertex, ``(V,)`` int64 (the diagonal of :math:`D`)."""
     return np.asarray(adjacency_matrix(faces, n_vertices).sum(axis=1)).ravel().astype(np.int64)
+
+
+def topology_hash(faces, n_vertices: int | None = None) -> str:
+    """SHA-256 hex digest of the faces (as contiguous int64) and the vertex count: the cache key of a
+    topology."""
+    f = as_faces(faces)
+    n = int(f.max()) + 1 if n_vertices is None else int(n_vertices)
+    h = hashlib.sha256()
+    h.update(f"V={n};F={f.shape[0]};".encode())
+    h.update(f.tobytes())
+    return h.hexdigest()

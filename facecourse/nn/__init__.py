@@ -13,21 +13,13 @@ from facecourse.nn.autoencoder import (
 from facecourse.nn.chebconv import (
     ChebConv, batched_edge_index, compare_with_pyg, hop_distances, impulse_responses, mesh_laplacian, to_pyg_chebconv,
 )
-from facecourse.nn.hierarchy import (
-    MeshHierarchy, build_hierarchy, decimate, downsample_matrix, hierarchy_cache_path,
-    upsample_matrix,
-)
-from facecourse.nn.pretrain import (
-    PretrainConfig, build_autoencoder, checkpoint_path, error_summary, load_autoencoder,
-    load_pretrained_autoencoder, pretrain_encoder, pretraining_data, reconstruction_errors, sample_flame_meshes,
-    save_autoencoder, train_autoencoder,
-)
+from facecourse.nn.hierarchy import MeshHierarchy, build_hierarchy, hierarchy_cache_path
 
 __all__ = [
-    "COMA_FILTERS", "ChebConv", "MeshAutoencoder", "MeshHierarchy", "PretrainConfig", "SpectralDecoder",
-    "SpectralEncoder", "VertexNormalizer", "batched_edge_index", "build_autoencoder", "build_hierarchy",
-    "checkpoint_path", "compare_with_pyg", "decimate", "hop_distances", "impulse_responses", "to_pyg_chebconv",
-    "downsample_matrix", "error_summary", "hierarchy_cache_path", "load_autoencoder", "load_pretrained_autoencoder",
-    "mesh_laplacian", "pretrain_encoder", "pretraining_data", "reconstruction_errors", "sample_flame_meshes",
-    "save_autoencoder", "sparse_vertex_map", "train_autoencoder", "upsample_matrix",
+    "COMA_FILTERS", "ChebConv", "MeshAutoencoder", "MeshHierarchy", "SpectralDecoder",
+    "SpectralEncoder", "VertexNormalizer", "batched_edge_index", "build_hierarchy",
+    "compare_with_pyg", "hop_distances", "impulse_responses", "to_pyg_chebconv",
+    "hierarchy_cache_path",
+    "mesh_laplacian",
+    "sparse_vertex_map",
 ]

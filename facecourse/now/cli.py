@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     from facecourse.now.baselines import PUBLISHED_NOTE, baseline_curve, format_table, now_baselines
     from facecourse.now.evaluate import evaluate_now, write_report
-    from facecourse.now.layout import default_now_dir
     from facecourse.now.metrics import PUBLISHED_NOW, cumulative_error_curve
+    from facecourse.now.paths import default_now_dir
     from facecourse.viz.now import plot_ced
 
     dataset = args.dataset if args.dataset is not None else default_now_dir()

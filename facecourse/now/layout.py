@@ -1,7 +1,7 @@
 """The NoW dataset and prediction layouts (official file names), with readers and writers.
 
 Dataset folder (``NoW_Dataset/final_release_version/``, real data under the data directory, the synthetic
-set under ``synthetic/``; see :func:`default_now_dir`)::
+set under ``synthetic/``; see :func:`facecourse.now.paths.default_now_dir`)::
 
     imagepathsvalidation.txt      lines "subject/challenge/IMG.jpg" (validation split)
     imagepathstest.txt            the same for the test split (scans withheld for the real test set)
@@ -96,22 +96,6 @@ def write_image_list(path: str | os.PathLike, images) -> Path:
     with atomic_open(path, "w") as handle:
         handle.write("".join(f"{im.line}\n" for im in images))
     return Path(path)
-
-
-def real_now_dir() -> Path:
-    """``data_dir()/NoW_Dataset/final_release_version`` (the real NoW validation data; may not exist)."""
-    return data_dir() / DATASET_SUBDIR
-
-
-def default_now_dir() -> Path:
-    """The NoW dataset folder the course uses: the real one when its validation list and scans are present
-    (real data wins), else the synthetic NoW-format set (built on demand, :func:`facecourse.now.synthetic_now_dir`)."""
-    real = real_now_dir()
-    if (real / SPLIT_FILES["val"]).is_file() and (real / "scans").is_dir():
-        return real
-    from facecourse.now.synthetic import synthetic_now_dir  # lazy: needs FLAME
-
-    return synthetic_now_dir()
 
 
 def image_path(dataset_dir: str | os.PathLike, image: NowImage) -> Path:

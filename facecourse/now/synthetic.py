@@ -19,33 +19,41 @@ Layout written (see :mod:`facecourse.now.layout`)::
                                                          (a perfect prediction, for the sanity baseline)
         synthetic_now.json                               seed, model, subjects, shape coefficients
 
-The image lists name photos that do not exist yet: the renderer (chapter 04) adds them under
-``iphone_pictures/`` from the shape coefficients in ``synthetic_now.json``. The evaluation never reads the
-photos, only the predictions made from them.
+The image lists name photos that do not exist yet: :func:`render_now_images` adds them under
+``iphone_pictures/`` from the shape coefficients in ``synthetic_now.json``, with the head renderer of chapter
+04 in the style of each challenge. The evaluation never reads the photos, only the predictions made from them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
 
+import matplotlib.image as mpimg
 import numpy as np
+import torch
 import trimesh
 from scipy.spatial.transform import Rotation
+from tqdm.auto import tqdm
 
-from facecourse.data.atomic import atomic_open, staging_dir
+from facecourse.data.atomic import atomic_open, atomic_path, staging_dir
 from facecourse.data.download import sha256_file
 from facecourse.data.paths import synthetic_dir
-from facecourse.mesh import save_mesh
+from facecourse.datasets.synthetic_images import SyntheticImageConfig, add_occluders, generate
+from facecourse.flame import FLAME, load_masks, synthetic_model_path
+from facecourse.mesh import load_mesh, save_mesh
 from facecourse.now.crop import NOW7_NAMES
+from facecourse.now.export import flame_now_prediction
 from facecourse.now.layout import (
-    CHALLENGES, DATASET_SUBDIR, IMAGES_SUBDIR, NowImage, image_path, read_image_list, write_image_list,
-    write_mesh_and_landmarks,
+    CHALLENGES, DATASET_SUBDIR, IMAGES_SUBDIR, NowImage, image_path, load_landmarks_file, read_image_list,
+    write_image_list, write_mesh_and_landmarks,
 )
 from facecourse.now.pp import write_pp
 from facecourse.now.units import M_TO_MM
+from facecourse.render.head import FaceParams, HeadRenderer
 
 #: Bump when the generated set changes.
 SYNTHETIC_NOW_VERSION = 1
@@ -142,10 +150,6 @@ def write_synthetic_now(root: str | os.PathLike, flame, eyeball_vertices=None, s
     Returns:
         ``root``.
     """
-    import torch
-
-    from facecourse.now.export import flame_now_prediction
-
     root = Path(root)
     subjects = _subjects()
     rng = np.random.default_rng(seed)
@@ -170,7 +174,7 @@ def write_synthetic_now(root: str | os.PathLike, flame, eyeball_vertices=None, s
         "n_shape": flame.n_shape, "units": {"scans": "mm", "synthetic_ground_truth": "m"},
         "subjects": {s: {"split": sp, "shape": b.round(6).tolist()} for (sp, s), b in zip(subjects, betas)},
         "note": "photos under iphone_pictures/ are rendered by "
-                "facecourse.data.synthetic_images.render_now_images; the evaluation only reads predictions",
+                "facecourse.now.synthetic.render_now_images; the evaluation only reads predictions",
     }
     with atomic_open(root / META_FILE, "w") as handle:  # written last: its presence means complete
         json.dump(meta, handle, indent=1)
@@ -217,7 +221,7 @@ def build_synthetic_now(out_dir: str | os.PathLike, seed: int = 0, n_shape: int 
 
     Every file is written atomically and the metadata file last, so a finished set is recognised and kept
     and an interrupted one is completed. Then the photos of the image lists are rendered
-    (:func:`facecourse.data.synthetic_images.render_now_images`, resumable: only missing photos are drawn).
+    (:func:`render_now_images`, resumable: only missing photos are drawn).
     Takes about half a minute on a laptop CPU.
 
     Args:
@@ -229,16 +233,10 @@ def build_synthetic_now(out_dir: str | os.PathLike, seed: int = 0, n_shape: int 
     Returns:
         The dataset folder ``out_dir/final_release_version`` (pass it to ``now-eval --dataset``).
     """
-    from facecourse.data.synthetic_images import render_now_images
-
     root = Path(out_dir) / DATASET_SUBDIR.name
     if not is_complete(root):
         if (root / META_FILE).exists():  # a finished set of another version or FLAME model: start afresh
             shutil.rmtree(root)
-        import torch
-
-        from facecourse.flame import FLAME, load_masks, synthetic_model_path
-
         model_path = synthetic_model_path("full")
         flame = FLAME.from_file(model_path, n_shape=n_shape, n_exp=0, dtype=torch.float64)
         masks = load_masks(model_path.parent / "FLAME_masks.pkl")
@@ -273,9 +271,6 @@ def synthetic_now_dir() -> Path:
 def ground_truth_prediction(dataset_dir: str | os.PathLike, subject: str):
     """The stored clean FLAME head of a synthetic subject as a prediction
     ``(vertices (V, 3) m, faces (F, 3), landmarks (7, 3) m)``, or None when the dataset has none (real NoW)."""
-    from facecourse.mesh import load_mesh
-    from facecourse.now.layout import load_landmarks_file
-
     base = Path(dataset_dir) / GROUND_TRUTH_SUBDIR / subject
     if not base.with_suffix(".obj").is_file():
         return None
@@ -289,7 +284,69 @@ def synthetic_meta(dataset_dir: str | os.PathLike) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+#: How each NoW challenge is imitated: expression scale, yaw range (degrees), occluders, crop scale.
+NOW_CHALLENGE_STYLE = {
+    "multiview_neutral": {"exp_std": 0.0, "jaw_max_deg": 0.0, "yaw_max_deg": 45.0, "occluders": 0},
+    "multiview_expressions": {"exp_std": 1.2, "jaw_max_deg": 18.0, "yaw_max_deg": 45.0, "occluders": 0},
+    "multiview_occlusions": {"exp_std": 0.3, "jaw_max_deg": 5.0, "yaw_max_deg": 30.0, "occluders": 2},
+    "selfie": {"exp_std": 0.5, "jaw_max_deg": 8.0, "yaw_max_deg": 15.0, "occluders": 0},
+}
+
+
+def render_now_images(dataset_dir, image_size: int = 512, seed: int = 0, progress: bool = True) -> int:
+    """Render the photos of a synthetic NoW set in the official layout.
+
+    For every line ``subject/challenge/IMG.jpg`` of ``imagepathsvalidation.txt`` and ``imagepathstest.txt``
+    a head with the subject's shape coefficients (from ``synthetic_now.json``) and a per-subject albedo is
+    rendered with the style of
+    its challenge (:data:`NOW_CHALLENGE_STYLE`: neutral or expressive faces, yaw range, occluders, selfie
+    close-ups) and written to ``iphone_pictures/<subject>/<challenge>/IMG.jpg`` (atomically; existing
+    files are kept, so the function is resumable).
+
+    Args:
+        dataset_dir: the ``final_release_version`` folder.
+        image_size: side of the square photos in pixels.
+        seed: random seed.
+
+    Returns:
+        number of images written.
+    """
+    root = Path(dataset_dir)
+    meta = synthetic_meta(root)
+    if meta is None:
+        raise FileNotFoundError(f"{root / META_FILE} not found: render_now_images needs a synthetic NoW set")
+    todo = missing_images(root)
+    if not todo:
+        return 0
+    model = Path(meta.get("flame_model") or synthetic_model_path("full"))
+    if not model.is_file():
+        model = synthetic_model_path("full")
+    renderer = HeadRenderer(FLAME.from_file(model, n_shape=meta["n_shape"], n_exp=50), load_masks(model.parent))
+    gen = torch.Generator().manual_seed(seed)  # per-subject albedos, drawn in a fixed (sorted) order
+    n_alb = renderer.albedo_model.n_components
+    albedos = {s: torch.randn(1, n_alb, generator=gen).clamp(-2, 2) for s in sorted(meta["subjects"])}
+    written = 0
+    for im in tqdm(todo, desc="NoW images", disable=not progress):
+        # every random draw of an image depends on its own seed only, so a resumed run writes the same files
+        image_seed = seed * 100003 + int(hashlib.sha1(im.line.encode()).hexdigest()[:8], 16)
+        style = NOW_CHALLENGE_STYLE[im.challenge]
+        config = SyntheticImageConfig(n_shape=meta["n_shape"], exp_std=style["exp_std"],
+                                      jaw_max_deg=style["jaw_max_deg"], yaw_max_deg=style["yaw_max_deg"],
+                                      crop_scale=(1.3, 1.5) if im.challenge == "selfie" else (1.6, 2.2))
+        shape = torch.tensor(meta["subjects"][im.subject]["shape"], dtype=torch.float32)[None]
+        data = generate(1, image_size, seed=image_seed, renderer=renderer, config=config,
+                        identity=FaceParams(shape=shape, albedo=albedos[im.subject]))
+        occluder_gen = torch.Generator().manual_seed(image_seed + 1)  # own stream: resuming draws the same
+        img = add_occluders(data.images, style["occluders"], occluder_gen) if style["occluders"] else data.images
+        path = image_path(root, im)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            mpimg.imsave(tmp, img[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy(), format="jpg")
+        written += 1
+    return written
+
+
 __all__ = [
-    "GROUND_TRUTH_SUBDIR", "META_FILE", "SYNTHETIC_NOW_VERSION", "build_synthetic_now", "ground_truth_prediction",
-    "is_complete", "missing_images", "scan_from_head", "synthetic_meta", "synthetic_now_dir", "write_synthetic_now",
+    "GROUND_TRUTH_SUBDIR", "META_FILE", "NOW_CHALLENGE_STYLE", "SYNTHETIC_NOW_VERSION", "build_synthetic_now", "ground_truth_prediction",
+    "is_complete", "missing_images", "render_now_images", "scan_from_head", "synthetic_meta", "synthetic_now_dir", "write_synthetic_now",
 ]

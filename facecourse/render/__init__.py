@@ -1,4 +1,5 @@
-"""Differentiable rendering for chapter 04: cameras, rasteriser, SH shading, albedo, backend switch.
+"""Differentiable rendering for chapter 04: cameras, rasteriser, SH shading, albedo, backend switch, and the
+FLAME head renderer with its parameters (:class:`FaceParams`, :class:`HeadRenderer`, :mod:`facecourse.render.head`).
 
 Conventions (axes, pixel centres) are written once in :mod:`facecourse.render.camera`.
 """
@@ -24,6 +25,14 @@ from facecourse.render.camera import (
     pixels_to_ndc,
     weak_perspective,
 )
+from facecourse.render.head import (
+    FaceParams,
+    HeadRender,
+    HeadRenderer,
+    frame_camera,
+    landmark_visibility,
+    region_mask,
+)
 from facecourse.render.rasterize import (
     Fragments,
     barycentrics_from_faces,
@@ -35,10 +44,10 @@ from facecourse.render.renderer import RenderOutput, render
 from facecourse.render.shading import SH_CONSTANTS, directional_sh, sh_basis, sh_shading
 
 __all__ = [
-    "Fragments", "PerspectiveCamera", "RenderOutput", "SH_CONSTANTS", "SYNTHETIC_COMPONENTS", "UVTextureModel",
+    "FaceParams", "Fragments", "HeadRender", "HeadRenderer", "PerspectiveCamera", "RenderOutput", "SH_CONSTANTS", "SYNTHETIC_COMPONENTS", "UVTextureModel",
     "VertexAlbedoModel", "WeakPerspectiveCamera", "barycentrics_from_faces", "directional_sh", "find_texture_model",
-    "frontal_rotation", "interpolate", "interpolate_face_attributes", "load_obj_uv", "load_texture_model", "ndc_to_pixels",
-    "perspective", "pixel_centers", "pixels_to_ndc", "pytorch3d_available", "rasterize", "rasterize_any",
+    "frame_camera", "frontal_rotation", "interpolate", "interpolate_face_attributes", "landmark_visibility", "load_obj_uv", "load_texture_model", "ndc_to_pixels",
+    "perspective", "pixel_centers", "pixels_to_ndc", "pytorch3d_available", "rasterize", "rasterize_any", "region_mask",
     "render", "resolve_backend", "sample_texture", "sh_basis", "sh_shading", "synthetic_albedo_model",
     "weak_perspective",
 ]

@@ -25,7 +25,6 @@ from facecourse.spectral.eigen import (
     largest_eigenvalue,
     laplacian_of,
     smallest_eigenpairs,
-    topology_hash,
 )
 from facecourse.spectral.filters import heat_diffusion, heat_kernel, ideal_lowpass, spectral_filter
 from facecourse.spectral.fourier import (
@@ -83,6 +82,5 @@ __all__ = [
     "smallest_eigenpairs",
     "spectral_filter",
     "to_torch_sparse",
-    "topology_hash",
     "truncate",
 ]

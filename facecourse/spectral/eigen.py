@@ -29,7 +29,7 @@ import scipy.sparse.linalg as spla
 from facecourse.arrays import to_numpy
 from facecourse.data.atomic import atomic_path
 from facecourse.data.paths import data_dir
-from facecourse.mesh.topology import adjacency_matrix, as_faces
+from facecourse.mesh.topology import adjacency_matrix, as_faces, topology_hash
 from facecourse.spectral.laplacian import cotangent_laplacian, graph_laplacian, mass_matrix, mass_vector
 
 BASIS_KINDS = ("combinatorial", "normalized", "cotangent")
@@ -124,17 +124,6 @@ def largest_eigenvalue(laplacian: sp.spmatrix, mass=None, tol: float = 1e-4) -> 
         s = sp.diags(1.0 / np.sqrt(m))
         value = spla.eigsh(s @ lap @ s, k=1, which="LA", tol=tol, return_eigenvectors=False)
     return float(value[0])
-
-
-def topology_hash(faces, n_vertices: int | None = None) -> str:
-    """SHA-256 hex digest of the faces (as contiguous int64) and the vertex count: the cache key of a
-    topology."""
-    f = as_faces(faces)
-    n = int(f.max()) + 1 if n_vertices is None else int(n_vertices)
-    h = hashlib.sha256()
-    h.update(f"V={n};F={f.shape[0]};".encode())
-    h.update(f.tobytes())
-    return h.hexdigest()
 
 
 def laplacian_of(kind: str, faces, vertices=None, n_vertices: int | None = None,

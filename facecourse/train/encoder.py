@@ -2,7 +2,7 @@
 
 Data: synthetic FLAME meshes (random identity :math:`\\beta \\sim \\mathcal N(0, \\sigma_\\beta^2 I)` and
 expression :math:`\\psi \\sim \\mathcal N(0, \\sigma_\\psi^2 I)` through :class:`facecourse.flame.FLAME`) by
-default, or CoMA's registered meshes when ``data_dir()/"COMA_data"`` exists (:mod:`facecourse.data.coma`).
+default, or CoMA's registered meshes when ``data_dir()/"COMA_data"`` exists (:mod:`facecourse.datasets.coma`).
 
 Objective (COMA): the L1 distance in per-vertex normalised coordinates,
 :math:`\\frac{1}{3BV}\\sum |(\\hat X - X) / \\sigma|`, with SGD (momentum 0.9, learning rate
@@ -33,7 +33,7 @@ from facecourse.data.atomic import atomic_path
 from facecourse.data.paths import data_dir
 from facecourse.nn.autoencoder import COMA_FILTERS, MeshAutoencoder
 from facecourse.nn.hierarchy import build_hierarchy
-from facecourse.spectral.eigen import topology_hash
+from facecourse.mesh.topology import topology_hash
 from facecourse.units import M_TO_MM
 
 CHECKPOINT_FORMAT = "facecourse-mesh-autoencoder-v1"
@@ -50,7 +50,7 @@ class PretrainConfig:
         data: ``"synthetic"``, ``"coma"`` or ``"auto"`` (CoMA when its folder holds meshes).
         n_train, n_test: synthetic meshes for training / the held-out split.
         shape_std, expression_std: standard deviation of the sampled FLAME coefficients.
-        coma_split, coma_held_out: CoMA split (see :func:`facecourse.data.coma.coma_split`).
+        coma_split, coma_held_out: CoMA split (see :func:`facecourse.datasets.coma.coma_split`).
         latent_dim, filters, K, factors: network (COMA: 8, (16, 16, 16, 32), 6, (4, 4, 4, 4)).
         epochs, batch_size, optimizer ("sgd" | "adam"), lr, lr_decay (per epoch), momentum, weight_decay.
         seed: seeds data sampling, initialisation and shuffling (epoch ``e`` shuffles with ``seed + e``).
@@ -155,7 +155,7 @@ def _template(config: PretrainConfig) -> tuple[np.ndarray, np.ndarray, str, obje
 
     Cheap: no meshes are sampled.
     """
-    from facecourse.data.coma import coma_available, coma_root, list_coma_files
+    from facecourse.datasets.coma import coma_available, coma_root, list_coma_files
     from facecourse.mesh import load_mesh
 
     source = config.data
@@ -178,7 +178,7 @@ def pretraining_data(config: PretrainConfig, progress: bool = True) -> dict:
     """
     template, faces, source, flame = _template(config)
     if source == "coma":
-        from facecourse.data.coma import load_coma_split
+        from facecourse.datasets.coma import load_coma_split
 
         d = load_coma_split(split=config.coma_split, held_out=config.coma_held_out, progress=progress)
         train, test = torch.from_numpy(d["train"]), torch.from_numpy(d["test"])

@@ -10,7 +10,7 @@
 
 in two stages (as the classic fitting pipelines do): first the camera and head pose on landmarks only
 (a rigid alignment that the other terms cannot fix from far away), then everything with Adam.
-:func:`mesh_error_mm` measures what the fit recovered in 3D.
+:func:`facecourse.losses.vertices.mesh_error_mm` measures what the fit recovered in 3D.
 """
 
 from __future__ import annotations
@@ -20,16 +20,11 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from facecourse.losses import (
-    eye_closure_loss,
-    identity_loss,
-    landmark_loss,
-    light_regularizer,
-    lip_distance_loss,
-    l2_regularizer,
-    photometric_loss,
-)
-from facecourse.mesh import similarity_procrustes
+from facecourse.losses.identity import identity_loss
+from facecourse.losses.landmarks import eye_closure_loss, landmark_loss, lip_distance_loss
+from facecourse.losses.photometric import photometric_loss
+from facecourse.losses.regularizers import l2_regularizer, light_regularizer
+from facecourse.render.head import FaceParams, HeadRenderer
 from facecourse.render.shading import SH_CONSTANTS
 from facecourse.units import M_TO_MM
 
@@ -56,10 +51,10 @@ class FitConfig:
 
 @dataclass
 class FitResult:
-    """Fitted parameters (detached), the loss history (list of dicts per step), the final render composited
-    over the input image ``(B, 3, S, S)`` and its landmarks ``(B, 68, 2)``."""
+    """Fitted :class:`FaceParams` (detached), the loss history (list of dicts per step), the final render
+    composited over the input image ``(B, 3, S, S)`` and its landmarks ``(B, 68, 2)``."""
 
-    params: dict
+    params: FaceParams
     history: list = field(default_factory=list)
     image: torch.Tensor | None = None
     landmarks: torch.Tensor | None = None
@@ -88,21 +83,18 @@ def init_camera(model_landmarks: torch.Tensor, target: torch.Tensor, visibility:
     return torch.cat([s[:, None], a / s[:, None]], -1)
 
 
-def initial_params(renderer, target_landmarks: torch.Tensor, visibility: torch.Tensor, config: FitConfig) -> dict:
+def initial_params(renderer: HeadRenderer, target_landmarks: torch.Tensor, visibility: torch.Tensor,
+                   config: FitConfig) -> FaceParams:
     """Mean face, neutral pose, grey-white ambient light, camera from :func:`init_camera`."""
     b = target_landmarks.shape[0]
-    dev, dt = target_landmarks.device, target_landmarks.dtype
-    params = {"shape": torch.zeros(b, config.n_shape, device=dev, dtype=dt),
-              "expression": torch.zeros(b, config.n_exp, device=dev, dtype=dt),
-              "global_pose": torch.zeros(b, 3, device=dev, dtype=dt),
-              "jaw_pose": torch.zeros(b, 3, device=dev, dtype=dt),
-              "albedo": torch.zeros(b, renderer.albedo_model.n_components, device=dev, dtype=dt),
-              "lighting": torch.zeros(b, 9, 3, device=dev, dtype=dt)}
-    params["lighting"][:, 0] = 0.8 / SH_CONSTANTS[0]
+    zeros = lambda *shape: target_landmarks.new_zeros(b, *shape)  # noqa: E731
+    lighting = zeros(9, 3)
+    lighting[:, 0] = 0.8 / SH_CONSTANTS[0]
+    params = FaceParams(shape=zeros(config.n_shape), expression=zeros(config.n_exp), global_pose=zeros(3),
+                        jaw_pose=zeros(3), albedo=zeros(renderer.albedo_model.n_components), lighting=lighting)
     with torch.no_grad():
         geo = renderer.geometry(params)
-    params["camera"] = init_camera(geo.landmarks, target_landmarks, visibility)
-    return params
+    return params.replace(camera=init_camera(geo.landmarks, target_landmarks, visibility))
 
 
 #: Learning rate of each variable relative to ``FitConfig.lr`` (Adam steps are in the variable's units:
@@ -111,23 +103,24 @@ LR_FACTORS = {"log_scale": 0.5, "translation": 0.05, "global_pose": 0.5, "jaw_po
               "expression": 1.0, "albedo": 1.0, "lighting": 1.0}
 
 
-def _variables(params: dict) -> dict:
-    """Optimisation variables: the codes, plus the camera as log-scale and translation (metres)."""
+def _variables(params: FaceParams) -> dict[str, torch.Tensor]:
+    """Optimisation variables (the keys of :data:`LR_FACTORS`): the codes, plus the camera as log-scale and
+    translation (metres)."""
     var = {k: v.clone() for k, v in params.items() if k != "camera"}
-    var["log_scale"] = params["camera"][:, :1].log()
-    var["translation"] = params["camera"][:, 1:].clone()
+    var["log_scale"] = params.camera[:, :1].log()
+    var["translation"] = params.camera[:, 1:].clone()
     return {k: v.requires_grad_() for k, v in var.items()}
 
 
-def _params(var: dict) -> dict:
-    out = {k: v for k, v in var.items() if k not in ("log_scale", "translation")}
-    out["camera"] = torch.cat([var["log_scale"].exp(), var["translation"]], dim=-1)
-    return out
+def _params(var: dict[str, torch.Tensor]) -> FaceParams:
+    """The :class:`FaceParams` of the optimisation variables (inverse of :func:`_variables`)."""
+    codes = {k: v for k, v in var.items() if k not in ("log_scale", "translation")}
+    return FaceParams(**codes, camera=torch.cat([var["log_scale"].exp(), var["translation"]], dim=-1))
 
 
-def fit_to_image(renderer, image: torch.Tensor, landmarks: torch.Tensor, visibility: torch.Tensor | None = None,
+def fit_to_image(renderer: HeadRenderer, image: torch.Tensor, landmarks: torch.Tensor, visibility: torch.Tensor | None = None,
                  recogniser=None, config: FitConfig | None = None, progress: bool = True) -> FitResult:
-    """Fit a :class:`facecourse.data.synthetic_images.HeadRenderer` to images with 2D losses only.
+    """Fit a :class:`facecourse.render.HeadRenderer` to images with 2D losses only.
 
     Adam on the variables of :data:`LR_FACTORS` (the camera as log-scale and metric translation so that
     one learning rate suits all), a rigid stage on landmarks, then all terms with a cosine-decayed rate.
@@ -161,19 +154,21 @@ def fit_to_image(renderer, image: torch.Tensor, landmarks: torch.Tensor, visibil
     bar = tqdm(range(config.steps), desc="full fit", disable=not progress)
     for _ in bar:
         params = _params(var)
-        out, geo, lmk, skin = renderer(params, size)
+        head = renderer(params, size)
+        lmk = head.landmarks[..., :2]
         terms = {
-            "landmark": config.w_landmark * landmark_loss(lmk[..., :2], landmarks, visibility=visibility),
-            "eye": config.w_eye * eye_closure_loss(lmk[..., :2], landmarks, visibility=visibility),
-            "lip": config.w_lip * lip_distance_loss(lmk[..., :2], landmarks, visibility=visibility),
-            "photometric": config.w_photometric * photometric_loss(out.image, image, skin),
-            "shape_reg": config.w_shape * l2_regularizer(params["shape"]),
-            "expression_reg": config.w_expression * l2_regularizer(params["expression"]),
-            "albedo_reg": config.w_albedo * l2_regularizer(params["albedo"]),
-            "light_reg": config.w_light * light_regularizer(params["lighting"]),
+            "landmark": config.w_landmark * landmark_loss(lmk, landmarks, visibility=visibility),
+            "eye": config.w_eye * eye_closure_loss(lmk, landmarks, visibility=visibility),
+            "lip": config.w_lip * lip_distance_loss(lmk, landmarks, visibility=visibility),
+            "photometric": config.w_photometric * photometric_loss(head.render.image, image, head.skin_mask),
+            "shape_reg": config.w_shape * l2_regularizer(params.shape),
+            "expression_reg": config.w_expression * l2_regularizer(params.expression),
+            "albedo_reg": config.w_albedo * l2_regularizer(params.albedo),
+            "light_reg": config.w_light * light_regularizer(params.lighting),
         }
         if recogniser is not None:
-            terms["identity"] = config.w_identity * identity_loss(recogniser, out.image, image, out.mask)
+            terms["identity"] = config.w_identity * identity_loss(recogniser, head.render.image, image,
+                                                                  head.render.mask)
         total = sum(terms.values())
         opt.zero_grad()
         total.backward()
@@ -181,50 +176,20 @@ def fit_to_image(renderer, image: torch.Tensor, landmarks: torch.Tensor, visibil
         sched.step()
         history.append({"stage": 1, "total": total.item(), **{k: v.item() for k, v in terms.items()}})
         bar.set_postfix(total=f"{total.item():.4f}")
-    params = {k: v.detach() for k, v in _params(var).items()}
+    params = _params(var).detach()
     with torch.no_grad():
-        out, geo, lmk, _ = renderer(params, size, background=image)
-    return FitResult(params=params, history=history, image=out.image.clamp(0, 1), landmarks=lmk[..., :2])
-
-
-def mesh_error_mm(predicted: torch.Tensor, target: torch.Tensor, vertex_mask: torch.Tensor | None = None,
-                  align: str = "translation") -> dict:
-    """Per-vertex 3D error (mm) between meshes in correspondence, after an alignment.
-
-    Args:
-        predicted, target: ``(B, V, 3)`` metres.
-        vertex_mask: optional ``(V,)`` bool: vertices that count (e.g. the face region).
-        align: ``"none"``, ``"translation"`` (centroids), ``"similarity"`` (rotation, translation and scale:
-            Umeyama/Procrustes, what 2D supervision can at best be expected to recover).
-
-    Returns:
-        ``{"mean", "median", "x", "y", "z"}`` (per-axis mean absolute errors), floats in millimetres.
-    """
-    if predicted.shape != target.shape:
-        raise ValueError(f"predicted and target differ in shape: {tuple(predicted.shape)} vs {tuple(target.shape)}")
-    p, t = predicted, target
-    if vertex_mask is not None:
-        p, t = p[:, vertex_mask], t[:, vertex_mask]
-    if align == "translation":
-        p = p - p.mean(1, keepdim=True) + t.mean(1, keepdim=True)
-    elif align == "similarity":
-        scale, rotation, translation = similarity_procrustes(p, t)
-        p = scale[:, None, None] * p @ rotation.transpose(1, 2) + translation[:, None]
-    elif align != "none":
-        raise ValueError(f"align must be 'none', 'translation' or 'similarity', got {align!r}")
-    diff = (p - t) * M_TO_MM
-    dist = diff.norm(dim=-1)
-    return {"mean": dist.mean().item(), "median": dist.median().item(),
-            "x": diff[..., 0].abs().mean().item(), "y": diff[..., 1].abs().mean().item(),
-            "z": diff[..., 2].abs().mean().item()}
+        head = renderer(params, size, background=image)
+    return FitResult(params=params, history=history, image=head.render.image.clamp(0, 1),
+                     landmarks=head.landmarks[..., :2])
 
 
 @torch.no_grad()
-def component_sensitivity(renderer, params: dict, image_size: int, component: str = "shape", step: float = 1.0,
+def component_sensitivity(renderer: HeadRenderer, params: FaceParams, image_size: int, component: str = "shape",
+                          step: float = 1.0,
                           vertex_mask: torch.Tensor | None = None) -> dict:
     """How visible each code component is: 3D motion (mm) vs 2D landmark motion (pixels) for a unit step.
 
-    For each component :math:`k` of ``params[component]`` (one batch element), the code is moved by
+    For each component :math:`k` of the field ``component`` of ``params`` (its first face), the code is moved by
     ``step`` standard deviations and we measure the RMS displacement of the (masked) vertices in
     millimetres, the RMS displacement of the projected landmarks in pixels at ``image_size`` (with the
     weak-perspective camera of ``params``), and the fraction of the squared 3D motion along the camera's
@@ -233,10 +198,12 @@ def component_sensitivity(renderer, params: dict, image_size: int, component: st
     Returns:
         ``{"mm": (K,), "px": (K,), "depth_fraction": (K,)}`` tensors.
     """
-    base = {k: v[:1] for k, v in params.items()}
-    n = base[component].shape[1]
-    batch = {k: v.expand(n, *v.shape[1:]).clone() for k, v in base.items()}
-    batch[component] = batch[component] + step * torch.eye(n, dtype=batch[component].dtype)
+    base = params[0]
+    code = getattr(base, component)
+    n = code.shape[1]
+    batch = FaceParams.cat([base] * n)
+    batch = batch.replace(**{component: getattr(batch, component) + step * torch.eye(n, dtype=code.dtype,
+                                                                                     device=code.device)})
     g0, g1 = renderer.geometry(base), renderer.geometry(batch)
     d = g1.vertices - g0.vertices
     if vertex_mask is not None:
