@@ -58,9 +58,10 @@ class FaceParams:
     albedo: torch.Tensor | None = None
 
     def __post_init__(self):
+        scalars = [name for name, value in self.items() if value.ndim == 0]
+        if scalars:
+            raise ValueError(f"FaceParams fields must be batched tensors (B, ...), got scalars in {scalars}")
         sizes = {name: value.shape[0] for name, value in self.items()}
-        if any(value.ndim == 0 for _, value in self.items()):
-            raise ValueError(f"FaceParams fields must be batched tensors (B, ...), got scalars in {sorted(sizes)}")
         if len(set(sizes.values())) > 1:
             raise ValueError(f"FaceParams fields disagree on the batch size: {sizes}")
 
