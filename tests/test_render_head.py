@@ -86,3 +86,8 @@ def test_geometry_follows_the_parameters(head):
     assert not torch.allclose(moved, neutral)  # expression and pose changed the mesh
     assert torch.allclose(head.geometry(p.neutral().replace(shape=None)).vertices,
                           head.flame.v_template.expand(2, -1, -1), atol=1e-6)
+
+
+def test_a_field_name_is_not_an_index():
+    with pytest.raises(TypeError, match=r"params\.shape"):
+        _params(2)["shape"]

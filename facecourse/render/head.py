@@ -97,6 +97,8 @@ class FaceParams:
 
     def __getitem__(self, index) -> "FaceParams":
         """The faces at ``index`` along the batch (an int keeps the batch dimension: ``params[i]`` has ``B = 1``)."""
+        if isinstance(index, str):
+            raise TypeError(f"FaceParams is indexed along the batch; read a field as an attribute (params.{index})")
         if isinstance(index, int):
             index = slice(index, index + 1 if index != -1 else None)
         return self._map(lambda t: t[index])
