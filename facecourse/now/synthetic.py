@@ -55,8 +55,8 @@ from facecourse.now.pp import write_pp
 from facecourse.now.units import M_TO_MM
 from facecourse.render.head import FaceParams, HeadRenderer
 
-#: Bump when the generated set changes.
-SYNTHETIC_NOW_VERSION = 1
+#: Bump when the generated set changes (2: photo seeds from SHA-256 of the image line, the one hash of the package).
+SYNTHETIC_NOW_VERSION = 2
 META_FILE = "synthetic_now.json"
 GROUND_TRUTH_SUBDIR = "synthetic_ground_truth"
 #: Images per subject and challenge in the synthetic lists.
@@ -328,7 +328,7 @@ def render_now_images(dataset_dir, image_size: int = 512, seed: int = 0, progres
     written = 0
     for im in tqdm(todo, desc="NoW images", disable=not progress):
         # every random draw of an image depends on its own seed only, so a resumed run writes the same files
-        image_seed = seed * 100003 + int(hashlib.sha1(im.line.encode()).hexdigest()[:8], 16)
+        image_seed = seed * 100003 + int(hashlib.sha256(im.line.encode()).hexdigest()[:8], 16)
         style = NOW_CHALLENGE_STYLE[im.challenge]
         config = SyntheticImageConfig(n_shape=meta["n_shape"], exp_std=style["exp_std"],
                                       jaw_max_deg=style["jaw_max_deg"], yaw_max_deg=style["yaw_max_deg"],
