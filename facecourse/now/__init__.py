@@ -11,7 +11,9 @@ published numbers), :mod:`~facecourse.now.evaluate` (one image, a whole split, r
 """
 
 from facecourse.now.align import Refinement, Similarity, procrustes, refine_alignment
-from facecourse.now.crop import NOW7_NAMES, CroppedScan, check_landmarks7, crop_scan, face_crop_sphere
+from facecourse.now.crop import (
+    NOW7_NAMES, CroppedScan, check_landmark_geometry, check_landmarks7, crop_scan, face_crop_sphere,
+)
 from facecourse.now.distance import SurfaceDistance, point_mesh_distance
 from facecourse.now.evaluate import (
     ImageEvaluation, ImageRecord, NowReport, baseline_stats, evaluate_image, evaluate_now, evaluate_prediction,
@@ -33,7 +35,8 @@ from facecourse.now.units import M_TO_MM, UNIT_TO_MM, unit_to_mm
 __all__ = [
     "CED_MAX_MM", "CHALLENGES", "CroppedScan", "ImageEvaluation", "ImageRecord", "M_TO_MM", "NOW7_NAMES",
     "NowImage", "NowReport", "PUBLISHED_NOW", "PredictionMalformed", "PredictionMissing", "Refinement",
-    "Similarity", "SurfaceDistance", "UNIT_TO_MM", "baseline_stats", "build_synthetic_now", "check_landmarks7",
+    "Similarity", "SurfaceDistance", "UNIT_TO_MM", "baseline_stats", "build_synthetic_now", "check_landmark_geometry",
+    "check_landmarks7",
     "crop_scan", "cumulative_error_curve", "default_now_dir", "error_stats", "evaluate_image", "evaluate_now",
     "evaluate_prediction", "export_flame_predictions", "face_crop_sphere", "flame_now_prediction",
     "format_table", "has_real_now", "image_path", "mean_face_prediction", "now_baselines", "real_now_dir",

@@ -116,10 +116,15 @@ def _point_to_plane_system(p, n, x, with_scale: bool):
     return jac.T @ jac, jac.T @ r0, g
 
 
+#: Largest change of the log-scale in one refinement step (a factor of 2): a Gauss-Newton step far from the
+#: solution (e.g. landmarks in another unit than the mesh) cannot overflow ``exp`` or jump to a degenerate scale.
+MAX_LOG_SCALE_STEP = float(np.log(2.0))
+
+
 def _step_from_params(theta, g, with_scale: bool) -> Similarity:
     sigma, rest = (theta[0], theta[1:]) if with_scale else (0.0, theta)
     rot = Rotation.from_rotvec(rest[:3]).as_matrix()
-    s = float(np.exp(sigma))
+    s = float(np.exp(np.clip(sigma, -MAX_LOG_SCALE_STEP, MAX_LOG_SCALE_STEP)))
     return Similarity(s, rot, g - s * rot @ g + rest[3:6])
 
 
@@ -191,4 +196,4 @@ def refine_alignment(scan_points, vertices, faces, init: Similarity | None = Non
     return Refinement(current, history, it)
 
 
-__all__ = ["Refinement", "Similarity", "procrustes", "refine_alignment"]
+__all__ = ["MAX_LOG_SCALE_STEP", "Refinement", "Similarity", "procrustes", "refine_alignment"]

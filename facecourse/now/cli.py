@@ -11,7 +11,21 @@ official tool's content) and ``ced.png``.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+from facecourse.now.layout import SPLIT_FILES
+
+
+def dataset_problem(dataset: Path, split: str) -> str | None:
+    """What makes ``dataset`` unusable for ``split`` (no folder, no image list, no scans), or None."""
+    if not dataset.is_dir():
+        return f"--dataset {dataset} is not a folder"
+    missing = [name for name in (SPLIT_FILES[split], "scans", "scans_lmks_onlypp") if not (dataset / name).exists()]
+    if missing:
+        return (f"--dataset {dataset} is not a NoW dataset folder: it has no {', '.join(missing)} "
+                "(expected NoW_Dataset/final_release_version with imagepathsvalidation.txt, scans/, scans_lmks_onlypp/)")
+    return None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +61,12 @@ def run(args: argparse.Namespace) -> int:
     from facecourse.viz.now import plot_ced
 
     dataset = args.dataset if args.dataset is not None else default_now_dir()
+    problem = dataset_problem(dataset, args.split)
+    if problem is None and not args.predictions.is_dir():
+        problem = f"--predictions {args.predictions} is not a folder"
+    if problem is not None:
+        print(f"now-eval: {problem}", file=sys.stderr)
+        return 2
     out = args.out if args.out is not None else args.predictions / "results"
     print(f"NoW {'metrical' if args.metrical else 'non-metrical'} evaluation, split {args.split}\n"
           f"  dataset:     {dataset}\n  predictions: {args.predictions}\n  output:      {out}")
@@ -64,10 +84,8 @@ def run(args: argparse.Namespace) -> int:
     stats = report.stats()
     print()
     print(format_table(stats, baselines, title=args.method))
-    n_missing = sum(r.status == "missing" for r in report.records)
-    n_bad = sum(r.status == "malformed" for r in report.records)
-    print(f"\nimages: {len(report.records)} listed, {len(report.ok())} evaluated, {n_missing} missing, "
-          f"{n_bad} malformed")
+    print(f"\nimages: {len(report.records)} listed, {len(report.ok())} evaluated, {report.count('missing')} missing, "
+          f"{report.count('malformed')} malformed, {report.count('failed')} failed")
     clean = {k: {c: s for c, s in b.items() if not c.startswith("_")} for k, b in baselines.items()}
     write_report(report, out, args.method, extra={
         "dataset": str(dataset), "predictions": str(args.predictions), "pred_unit": args.pred_unit,

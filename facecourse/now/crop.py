@@ -37,6 +37,26 @@ def check_landmarks7(landmarks, name: str = "landmarks") -> np.ndarray:
     return arr
 
 
+def check_landmark_geometry(landmarks, name: str = "landmarks") -> np.ndarray:
+    """Refuse NoW-7 landmarks ``(7, 3)`` from which no alignment can be computed: two that coincide (closer than
+    1e-9 of their spread) or all seven on one line (second singular value of the centred points below 1e-6 of
+    the first: Procrustes then has no unique rotation). Returns them as :func:`check_landmarks7` does.
+
+    Raises:
+        ValueError: naming ``name`` and the coincident pair, or saying they are collinear.
+    """
+    arr = check_landmarks7(landmarks, name)
+    spread = np.linalg.svd(arr - arr.mean(axis=0), compute_uv=False)
+    pair = np.linalg.norm(arr[:, None] - arr[None], axis=-1)
+    np.fill_diagonal(pair, np.inf)
+    if spread[0] == 0 or pair.min() <= 1e-9 * spread[0]:
+        i, j = np.unravel_index(np.argmin(pair), pair.shape)
+        raise ValueError(f"{name} has coincident points: landmarks {min(i, j)} and {max(i, j)} are at the same place")
+    if spread[1] <= 1e-6 * spread[0]:
+        raise ValueError(f"{name} are collinear (all 7 on one line): no rotation can be fitted to them")
+    return arr
+
+
 def face_crop_sphere(landmarks) -> tuple[np.ndarray, float]:
     """Centre ``(3,)`` and radius of the NoW crop sphere from the scan's 7 landmarks ``(7, 3)`` (same units)."""
     lm = check_landmarks7(landmarks)

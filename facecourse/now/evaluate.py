@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from facecourse.data.atomic import atomic_open, atomic_path
 from facecourse.now.align import Refinement, Similarity, procrustes, refine_alignment
-from facecourse.now.crop import CroppedScan, check_landmarks7, crop_scan
+from facecourse.now.crop import CroppedScan, check_landmark_geometry, crop_scan
 from facecourse.now.distance import SurfaceDistance
 from facecourse.now.layout import (
     CHALLENGES, NowImage, PredictionMalformed, PredictionMissing, load_prediction, load_scan,
@@ -62,6 +62,33 @@ class ImageEvaluation:
     aligned_vertices: np.ndarray
 
 
+#: Accepted range of (landmark spread) / (mesh size) of a prediction. A face's 7 landmarks span about a third
+#: of its mesh's bounding-box diagonal; a factor of ~1000 outside means millimetres next to metres.
+LANDMARK_TO_MESH_RATIO = (1e-2, 10.0)
+
+
+def check_prediction_units(pred_vertices, pred_landmarks, name: str = "prediction") -> float:
+    """The ratio of the landmarks' spread (RMS distance to their centroid) to the mesh's bounding-box diagonal.
+
+    Args:
+        pred_vertices: ``(V, 3)``; pred_landmarks: ``(7, 3)``, supposed to be in the same unit.
+
+    Raises:
+        ValueError: the ratio is outside :data:`LANDMARK_TO_MESH_RATIO`, naming it as a unit mismatch.
+    """
+    v = np.asarray(pred_vertices, dtype=np.float64)
+    lm = np.asarray(pred_landmarks, dtype=np.float64).reshape(-1, 3)
+    size = float(np.linalg.norm(v.max(axis=0) - v.min(axis=0)))
+    spread = float(np.sqrt(((lm - lm.mean(axis=0)) ** 2).sum(axis=1).mean()))
+    ratio = spread / size if size > 0 else np.inf
+    lo, hi = LANDMARK_TO_MESH_RATIO
+    if not lo <= ratio <= hi:
+        raise ValueError(f"{name}: landmarks and mesh are in different units: the landmarks spread {spread:.4g}, "
+                         f"the mesh measures {size:.4g} (ratio {ratio:.3g}, expected {lo:g}..{hi:g}; a factor of "
+                         "about 1000 means millimetres next to metres)")
+    return ratio
+
+
 def evaluate_prediction(scan_vertices, scan_faces, scan_landmarks, pred_vertices, pred_faces, pred_landmarks,
                         metrical: bool = False, pred_unit: str = "m", refine: bool = True,
                         max_refine_points: int | None = None) -> ImageEvaluation:
@@ -81,9 +108,14 @@ def evaluate_prediction(scan_vertices, scan_faces, scan_landmarks, pred_vertices
 
     Returns:
         :class:`ImageEvaluation`.
+
+    Raises:
+        ValueError: bad landmarks (:func:`facecourse.now.crop.check_landmark_geometry`) or landmarks in another unit than the
+            mesh (:func:`check_prediction_units`).
     """
-    scan_lm = check_landmarks7(scan_landmarks, "scan landmarks")
-    pred_lm = check_landmarks7(pred_landmarks, "predicted landmarks")
+    scan_lm = check_landmark_geometry(scan_landmarks, "scan landmarks")
+    pred_lm = check_landmark_geometry(pred_landmarks, "predicted landmarks")
+    check_prediction_units(pred_vertices, pred_lm)
     surface = SurfaceDistance(pred_vertices, pred_faces)
     crop = crop_scan(scan_vertices, scan_faces, scan_lm)
     initial = procrustes(pred_lm, scan_lm, with_scale=not metrical,
@@ -99,10 +131,15 @@ def evaluate_prediction(scan_vertices, scan_faces, scan_landmarks, pred_vertices
     return ImageEvaluation(distances, crop, initial, transform, refinement, transform.apply(surface.vertices))
 
 
+#: Outcomes of one image: evaluated; a prediction file absent; a prediction file unusable (unreadable, wrong
+#: shape, non-finite, degenerate or unit-mismatched landmarks); anything else that failed (e.g. a dataset scan).
+STATUSES = ("ok", "missing", "malformed", "failed")
+
+
 @dataclass
 class ImageRecord:
-    """Outcome for one image: ``status`` is ``"ok"``, ``"missing"`` or ``"malformed"``; ``distances``
-    ``(N,)`` mm when ok; ``message`` explains a failure; ``files`` are the inputs used or looked for."""
+    """Outcome for one image: ``status`` in :data:`STATUSES`; ``distances`` ``(N,)`` mm when ok; ``message``
+    explains a failure (with the file and the reason); ``files`` are the inputs used or looked for."""
 
     image: NowImage
     status: str
@@ -139,9 +176,19 @@ def evaluate_image(dataset_dir, pred_dir, image: NowImage, out_dir=None, metrica
                    pred_unit: str = "m") -> ImageRecord:
     """Evaluate one image of a split from files, reusing/saving its result in ``out_dir`` if given.
 
-    Never raises for a bad prediction: missing files give ``status="missing"``, unusable ones
-    ``"malformed"`` with the path in ``message``. (A missing ground-truth scan is a dataset error and raises.)
+    Never raises: missing files give ``status="missing"``, unusable ones ``"malformed"`` with the path in
+    ``message``, and any other failure (a missing or broken ground-truth scan, an unexpected error) ``"failed"``
+    with the exception, so one image never stops a split.
     """
+    try:
+        return _evaluate_image(dataset_dir, pred_dir, image, out_dir, metrical, pred_unit)
+    except Exception as exc:  # noqa: BLE001 -- recorded for this image; the rest of the split goes on
+        return ImageRecord(image, "failed", message=f"{type(exc).__name__}: {exc}",
+                           files=[str(Path(dataset_dir) / "scans" / image.subject), str(Path(pred_dir) / image.line)])
+
+
+def _evaluate_image(dataset_dir, pred_dir, image: NowImage, out_dir, metrical: bool, pred_unit: str) -> ImageRecord:
+    """:func:`evaluate_image` without the catch-all: missing and malformed predictions are records, the rest raises."""
     try:
         key = _cache_key(dataset_dir, pred_dir, image, metrical, pred_unit)
     except PredictionMissing as exc:
@@ -157,7 +204,8 @@ def evaluate_image(dataset_dir, pred_dir, image: NowImage, out_dir=None, metrica
         result = evaluate_prediction(scan_v, scan_f, scan_lm, v, f, lm, metrical=metrical, pred_unit=pred_unit)
     except PredictionMalformed as exc:
         return ImageRecord(image, "malformed", message=str(exc), files=[str(exc.path)])
-    except ValueError as exc:  # e.g. degenerate landmarks: report against the prediction files
+    except (ValueError, FloatingPointError, OverflowError, np.linalg.LinAlgError) as exc:  # e.g. degenerate
+        # or unit-mismatched landmarks, an alignment that cannot be computed: report against the prediction files
         mesh_path, lmk_path = prediction_files(pred_dir, image)
         return ImageRecord(image, "malformed", message=f"{mesh_path}, {lmk_path}: {exc}",
                            files=[str(mesh_path), str(lmk_path)])
@@ -186,6 +234,12 @@ class NowReport:
         """Evaluated records, optionally of one challenge."""
         return [r for r in self.records if r.status == "ok" and (challenge is None or r.image.challenge == challenge)]
 
+    def count(self, status: str) -> int:
+        """Number of images with ``status`` (one of :data:`STATUSES`)."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+        return sum(r.status == status for r in self.records)
+
     def stats(self) -> dict:
         """``{"all": stats, <challenge>: stats, ...}`` (see :func:`facecourse.now.error_stats`) plus image counts."""
         out = {}
@@ -206,14 +260,20 @@ class NowReport:
                         for r in self.records if r.status == "missing"],
             "malformed": [{"image": r.image.line, "message": r.message, "files": r.files}
                           for r in self.records if r.status == "malformed"],
+            "failed": [{"image": r.image.line, "message": r.message, "files": r.files}
+                       for r in self.records if r.status == "failed"],
+            "counts": {status: self.count(status) for status in STATUSES},
         }
 
     def computed_distances(self) -> dict:
         """The content of the official ``*_computed_distances.npy``: ``computed_distances`` (list of per-image
-        arrays, list order, evaluated images only), ``num_missing_files``, and ``input_files`` (per array)."""
+        arrays, list order, evaluated images only), ``num_missing_files`` (predictions not found, as the official
+        tool counts them), and ``input_files`` (per array); plus ``num_malformed_files`` and ``num_failed``."""
         ok = self.ok()
         return {"computed_distances": [r.distances for r in ok],
-                "num_missing_files": sum(r.status != "ok" for r in self.records),
+                "num_missing_files": self.count("missing"),
+                "num_malformed_files": self.count("malformed"),
+                "num_failed": self.count("failed"),
                 "input_files": [r.files for r in ok],
                 "images": [r.image.line for r in ok]}
 
@@ -255,7 +315,11 @@ def evaluate_now(dataset_dir, pred_dir, out_dir=None, split: str = "val", metric
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(_evaluate_image_task, t): i for i, t in enumerate(tasks)}
             for fut in as_completed(futures):
-                records[futures[fut]] = fut.result()
+                i = futures[fut]
+                try:
+                    records[i] = fut.result()
+                except Exception as exc:  # noqa: BLE001 -- a worker that died: recorded, the others go on
+                    records[i] = ImageRecord(tasks[i][2], "failed", message=f"worker failed: {type(exc).__name__}: {exc}")
                 bar.update()
     bar.close()
     return NowReport(records, split, metrical)
@@ -337,6 +401,7 @@ def baseline_stats(dataset_dir, images, predict, metrical: bool = False, pred_un
 
 
 __all__ = [
-    "ImageEvaluation", "ImageRecord", "NowReport", "RESULT_VERSION", "baseline_stats", "evaluate_image",
+    "ImageEvaluation", "ImageRecord", "LANDMARK_TO_MESH_RATIO", "NowReport", "RESULT_VERSION", "STATUSES",
+    "baseline_stats", "check_prediction_units", "evaluate_image",
     "evaluate_now", "evaluate_prediction", "result_path", "write_report",
 ]

@@ -183,8 +183,8 @@ def load_landmarks_file(path: str | os.PathLike) -> np.ndarray:
             rows = [re.split(r"[\s,]+", ln.strip()) for ln in path.read_text().splitlines() if ln.strip()]
             arr = np.asarray(rows, dtype=np.float64)
         return check_landmarks7(arr, name=f"landmarks in {path}")
-    except (ValueError, OSError) as exc:
-        raise PredictionMalformed(f"{path}: {exc}", path) from exc
+    except (ValueError, OSError, EOFError) as exc:  # an empty .npy raises EOFError
+        raise PredictionMalformed(f"{path}: {exc or type(exc).__name__}", path) from exc
 
 
 def load_prediction(pred_dir: str | os.PathLike, image: NowImage) -> tuple:
