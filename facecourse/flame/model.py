@@ -125,6 +125,9 @@ class FLAME(nn.Module):
         if x.ndim != 2 or x.shape[0] != b or x.shape[1] > width or (exact and x.shape[1] != width):
             expected = f"(B={b}, {width})" if exact else f"(B={b}, k <= {width})"
             raise ValueError(f"{name} must have shape {expected}, got {tuple(x.shape)}")
+        if not bool(torch.isfinite(x).all()):  # a NaN pose would index the contour table at -2^63
+            rows = torch.nonzero(~torch.isfinite(x))[:, 0].unique().tolist()
+            raise ValueError(f"{name} contains NaN or inf (batch element(s) {rows[:5]})")
         x = x.to(self.v_template.dtype)
         return x if x.shape[1] == width else torch.nn.functional.pad(x, (0, width - x.shape[1]))
 
@@ -139,6 +142,9 @@ class FLAME(nn.Module):
 
         Returns:
             :class:`FLAMEOutput`.
+
+        Raises:
+            ValueError: naming the parameter whose shape is wrong or that holds NaN / inf.
         """
         given = [x for x in (shape, expression, global_pose, neck_pose, jaw_pose, eye_pose, translation)
                  if x is not None]

@@ -63,13 +63,27 @@ def _edge(ax, ay, bx, by, px, py):
     return (bx - ax) * (py - ay) - (by - ay) * (px - ax)
 
 
+def check_finite(x: torch.Tensor, name: str) -> torch.Tensor:
+    """``x`` unchanged when every entry is finite; else a ``ValueError`` naming ``name``, the first bad batch
+    element and vertex (rows of the last two dimensions), and how many entries are NaN or infinite."""
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        where = torch.nonzero(bad)[0].tolist()
+        raise ValueError(f"{name} contains {int(bad.sum())} non-finite value(s) (NaN or inf), the first at index "
+                         f"{tuple(where)}")
+    return x
+
+
 def _check_inputs(screen: torch.Tensor, faces: torch.Tensor, image_size) -> tuple[int, int]:
     if screen.ndim != 3 or screen.shape[-1] != 3:
         raise ValueError(f"screen must have shape (B, V, 3) = (u, v, depth), got {tuple(screen.shape)}")
     if faces.ndim != 2 or faces.shape[-1] != 3 or faces.dtype != torch.long:
         raise ValueError(f"faces must be an int64 tensor of shape (F, 3), got {faces.dtype} {tuple(faces.shape)}")
-    if faces.numel() and (int(faces.min()) < 0 or int(faces.max()) >= screen.shape[1]):
+    if faces.shape[0] == 0:
+        raise ValueError("faces is empty (F = 0): there is no triangle to rasterise")
+    if int(faces.min()) < 0 or int(faces.max()) >= screen.shape[1]:
         raise ValueError(f"faces index vertices outside [0, {screen.shape[1]})")
+    check_finite(screen, "screen (projected vertices)")
     h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if h <= 0 or w <= 0:
         raise ValueError(f"image_size must be positive (H, W), got {image_size}")
@@ -179,8 +193,8 @@ def barycentrics_from_faces(pix: torch.Tensor, faces: torch.Tensor, pix_to_face:
         zbuf = 1.0 / denom[..., 0]
     else:
         zbuf = (bary * z).sum(-1)
-    m = mask.to(pix.dtype)
-    return bary * m[..., None], zbuf * m
+    # where, not a product with the mask: background pixels read face 0, whose values must not leak (0 * NaN)
+    return torch.where(mask[..., None], bary, 0.0), torch.where(mask, zbuf, 0.0)
 
 
 def rasterize(screen: torch.Tensor, faces: torch.Tensor, image_size, perspective_correct: bool = False,
@@ -229,7 +243,8 @@ def interpolate(attributes: torch.Tensor, faces: torch.Tensor, fragments: Fragme
     c = attributes.shape[-1]
     vid = faces.to(attributes.device)[fragments.pix_to_face.clamp(min=0)]  # (B, H, W, 3)
     vals = torch.gather(attributes, 1, vid.reshape(b, -1, 1).expand(-1, -1, c)).reshape(b, h, w, 3, c)
-    return (fragments.bary.to(attributes.dtype)[..., None] * vals).sum(-2)
+    values = (fragments.bary.to(attributes.dtype)[..., None] * vals).sum(-2)
+    return torch.where(fragments.mask[..., None], values, 0.0)  # background never reads face 0's attributes
 
 
 def interpolate_face_attributes(face_attributes: torch.Tensor, fragments: Fragments) -> torch.Tensor:
@@ -247,4 +262,5 @@ def interpolate_face_attributes(face_attributes: torch.Tensor, fragments: Fragme
     c = face_attributes.shape[-1]
     fidx = fragments.pix_to_face.clamp(min=0).reshape(b, -1, 1, 1).expand(-1, -1, 3, c)
     vals = torch.gather(face_attributes, 1, fidx).reshape(b, h, w, 3, c)
-    return (fragments.bary.to(face_attributes.dtype)[..., None] * vals).sum(-2)
+    values = (fragments.bary.to(face_attributes.dtype)[..., None] * vals).sum(-2)
+    return torch.where(fragments.mask[..., None], values, 0.0)

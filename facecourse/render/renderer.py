@@ -17,7 +17,7 @@ import torch
 from facecourse.mesh import vertex_normals
 from facecourse.render.albedo import sample_texture
 from facecourse.render.backend import rasterize_any
-from facecourse.render.rasterize import Fragments, interpolate, interpolate_face_attributes
+from facecourse.render.rasterize import Fragments, check_finite, interpolate, interpolate_face_attributes
 from facecourse.render.shading import sh_shading
 
 
@@ -77,6 +77,9 @@ def render(vertices: torch.Tensor, faces: torch.Tensor, camera, image_size, albe
     """
     if vertices.ndim != 3 or vertices.shape[-1] != 3:
         raise ValueError(f"vertices must have shape (B, V, 3), got {tuple(vertices.shape)}")
+    check_finite(vertices, "vertices")
+    if faces.ndim != 2 or faces.shape[-1] != 3 or faces.shape[0] == 0:
+        raise ValueError(f"faces must be a non-empty (F, 3) tensor, got {tuple(faces.shape)}")
     b = vertices.shape[0]
     faces = faces.to(vertices.device)
     screen = camera.project(vertices)
