@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,8 @@ import scipy.sparse
 from scipy.optimize import nnls
 
 from facecourse.data.atomic import staging_dir
+import facecourse.flame.io as flame_io
+import facecourse.flame.landmarks as flame_landmarks
 import facecourse.flame.synthetic_geometry as geo
 from facecourse.flame.io import (DECA_EMBEDDING, EXPRESSION_SPACE_DIM, MASK_NAMES, MASKS_FILE, MODEL_FILE,
                                  RINGNET_DYNAMIC, RINGNET_STATIC, SHAPE_SPACE_DIM, save_deca_landmark_embedding,
@@ -817,12 +820,19 @@ MODEL_FILES = (MASKS_FILE, DECA_EMBEDDING, RINGNET_STATIC, RINGNET_DYNAMIC, MODE
 GENERATOR_STAMP = "synthetic_generator.json"
 
 
+#: Source files whose code decides the content of the synthetic model: this module, the anatomy
+#: (:mod:`synthetic_geometry`), the file writers (:mod:`facecourse.flame.io`), the contour-row convention
+#: (:mod:`facecourse.flame.landmarks`) and the barycentric coordinates of the embeddings
+#: (:mod:`facecourse.mesh.geometry`). A test keeps it equal to what this module imports.
+GENERATOR_SOURCES = tuple(Path(m.__file__) for m in (sys.modules[__name__], geo, flame_io, flame_landmarks,
+                                                     mesh_geometry))
+
+
 def generator_digest() -> str:
-    """SHA-256 of this generator's source (this module, :mod:`synthetic_geometry` and :mod:`facecourse.mesh.geometry`,
-    whose barycentric coordinates make the landmark embeddings): a cached synthetic model made by other code is
-    stale and gets rebuilt."""
+    """SHA-256 of :data:`GENERATOR_SOURCES`: a cached synthetic model made by other code is stale and gets
+    rebuilt."""
     digest = hashlib.sha256()
-    for module_file in (Path(__file__), Path(geo.__file__), Path(mesh_geometry.__file__)):
+    for module_file in GENERATOR_SOURCES:
         digest.update(module_file.read_bytes())
     return digest.hexdigest()
 
@@ -881,7 +891,7 @@ def build_synthetic_flame(out_dir: str | os.PathLike, size: str = "small", seed:
 
 
 __all__ = [
-    "GENERATOR_STAMP", "SIZES", "check_size", "generator_digest", "is_current",
+    "GENERATOR_SOURCES", "GENERATOR_STAMP", "SIZES", "check_size", "generator_digest", "is_current",
     "Anatomy", "HeadMesh", "MODEL_FILES", "PARENTS", "VERTEX_BUDGETS", "build_synthetic_flame",
     "contour_for_yaw", "contour_region", "jaw_weights", "make_dynamic_contour", "make_expression_basis",
     "make_head_mesh", "make_joint_regressor", "make_masks", "make_posedirs", "make_shape_basis",
