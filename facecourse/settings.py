@@ -32,8 +32,26 @@ def is_ci() -> bool:
 
 
 def device() -> torch.device:
-    """The compute device: ``FACECOURSE_DEVICE`` if set, else CUDA when available, else CPU."""
+    """The compute device: ``FACECOURSE_DEVICE`` if set, else CUDA when available, else CPU.
+
+    Raises:
+        ValueError: ``FACECOURSE_DEVICE`` names no torch device, or a CUDA device this machine does not have
+            (the message lists the available ones), so a run is refused at start rather than at the first tensor.
+    """
     requested = os.environ.get("FACECOURSE_DEVICE")
     if requested:
-        return torch.device(requested)
+        try:
+            chosen = torch.device(requested)
+        except RuntimeError:
+            raise ValueError(f"FACECOURSE_DEVICE={requested!r} is not a torch device; available: "
+                             f"{available_devices()}") from None
+        if chosen.type == "cuda" and (not torch.cuda.is_available() or (chosen.index or 0) >= torch.cuda.device_count()):
+            raise ValueError(f"FACECOURSE_DEVICE={requested!r} but that CUDA device is not available here; available: "
+                             f"{available_devices()}")
+        return chosen
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def available_devices() -> list[str]:
+    """The torch devices usable here: ``"cpu"`` and one ``"cuda:<i>"`` per visible GPU."""
+    return ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]

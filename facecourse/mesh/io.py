@@ -24,7 +24,8 @@ def load_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file holds no triangle mesh, or non-finite vertices.
+        ValueError: the file holds no triangle mesh (no vertices, or points without faces), or non-finite
+            vertices.
     """
     path = Path(path)
     if not path.is_file():
@@ -35,7 +36,10 @@ def load_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"could not read a mesh from {path}: {exc}") from exc
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     faces = np.asarray(mesh.faces, dtype=np.int64)
-    if len(vertices) == 0:
+    if len(vertices) == 0 or len(faces) == 0:
+        points = len(getattr(trimesh.load(path, process=False), "vertices", ()))  # what the file holds without faces
+        if points:
+            raise ValueError(f"{path} holds {points} points but no faces: a point cloud, not a triangle mesh")
         raise ValueError(f"{path} holds no vertices")
     if not np.isfinite(vertices).all():
         raise ValueError(f"{path} has non-finite vertex coordinates")

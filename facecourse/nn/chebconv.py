@@ -85,6 +85,9 @@ class ChebConv(nn.Module):
         """``(B, V, C_in) -> (B, V, C_out)``: :math:`\\sum_k T_k(\\tilde L) X W_k + b`."""
         if x.ndim != 3 or x.shape[1] != self.n_vertices or x.shape[2] != self.in_channels:
             raise ValueError(f"x must be (B, {self.n_vertices}, {self.in_channels}), got {tuple(x.shape)}")
+        if x.dtype != self.weight.dtype:
+            raise ValueError(f"x is {x.dtype} but the layer's weights are {self.weight.dtype}: convert one of them "
+                             f"(x.to({self.weight.dtype}) or layer.to({x.dtype}))")
         # (K, B, V, C_in), a view of a contiguous (K, V, B, C_in); .to is a no-op when the dtypes agree
         tx = chebyshev_basis(self.laplacian.to(x.dtype), x, self.K)
         b, v = x.shape[:2]

@@ -149,14 +149,31 @@ def _as_vertices(vertices, faces: np.ndarray) -> np.ndarray:
     return v
 
 
+#: A face whose doubled area is below this fraction of the product of two of its edge lengths (a sine of the
+#: corner angle under 1e-12) is degenerate: its cotangents would be ~1e300.
+DEGENERATE_SINE = 1e-12
+
+
 def _corner_cotangents(v: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """``(F, 3)``: cotangent of the angle at corner ``c`` of each face, for ``c = 0, 1, 2``."""
+    """``(F, 3)``: cotangent of the angle at corner ``c`` of each face, for ``c = 0, 1, 2``.
+
+    Raises:
+        ValueError: naming the first degenerate face (zero area: collinear or repeated corners) and how many
+            there are.
+    """
     cot = np.empty(f.shape, dtype=np.float64)
     for c in range(3):
         p, a, b = v[f[:, c]], v[f[:, (c + 1) % 3]], v[f[:, (c + 2) % 3]]
         e1, e2 = a - p, b - p
         cross = np.linalg.norm(np.cross(e1, e2), axis=1)
-        cot[:, c] = np.einsum("ij,ij->i", e1, e2) / np.maximum(cross, 1e-300)
+        degenerate = cross <= DEGENERATE_SINE * np.linalg.norm(e1, axis=1) * np.linalg.norm(e2, axis=1)
+        degenerate |= cross == 0
+        if degenerate.any():
+            first = int(np.flatnonzero(degenerate)[0])
+            raise ValueError(f"faces hold {int(degenerate.sum())} degenerate triangle(s) (zero area), the first is "
+                             f"face {first} = vertices {f[first].tolist()}: the cotangent Laplacian is undefined there "
+                             "(remove or repair those faces)")
+        cot[:, c] = np.einsum("ij,ij->i", e1, e2) / cross
     return cot
 
 
