@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pickle
 import sys
 import tarfile
 import threading
@@ -18,7 +19,9 @@ import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
+from helpers import make_zip
 
 from facecourse.data import assets as assets_mod
 from facecourse.data.assets import Account, Asset, RemoteFile, fetch_asset, read_manifest
@@ -130,6 +133,11 @@ def server():
     srv.close()
 
 
+def pickled(tag: int) -> bytes:
+    """A small real pickle (a dict of a numpy array, protocol 2 like FLAME's), readable by the safe loader."""
+    return pickle.dumps({"tag": np.arange(3) + tag}, protocol=2)
+
+
 def payload(n: int = 300_000, seed: int = 0) -> bytes:
     """Deterministic binary data that cannot be mistaken for HTML."""
     out = bytearray()
@@ -138,14 +146,6 @@ def payload(n: int = 300_000, seed: int = 0) -> bytes:
         block = hashlib.sha256(block).digest()
         out += block
     return bytes(out[:n])
-
-
-def make_zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def make_tar(members: list[tarfile.TarInfo], data: dict[str, bytes] | None = None) -> bytes:
@@ -383,7 +383,7 @@ def test_html_saved_as_archive_is_named(tmp_path):
 
 def test_find_root_skips_wrapper_folders_and_install_merges(tmp_path):
     archive = tmp_path / "a.zip"
-    archive.write_bytes(make_zip({"wrap/FLAME2020/generic_model.pkl": b"g", "wrap/FLAME2020/male_model.pkl": b"m"}))
+    archive.write_bytes(make_zip({"wrap/FLAME2020/generic_model.pkl": pickled(1), "wrap/FLAME2020/male_model.pkl": pickled(2)}))
     target = tmp_path / "FLAME2020"
     target.mkdir()
     (target / "landmark_embedding.npy").write_bytes(b"keep me")
@@ -416,7 +416,7 @@ def test_missing_expected_member_installs_nothing(tmp_path):
 @pytest.fixture()
 def fake_licensed_asset(server, monkeypatch):
     """A FLAME-2020-like asset served by the local server behind a login."""
-    archive = make_zip({"generic_model.pkl": payload(1000, 5), "male_model.pkl": b"m", "female_model.pkl": b"f",
+    archive = make_zip({"generic_model.pkl": pickled(5), "male_model.pkl": pickled(6), "female_model.pkl": pickled(7),
                         "Readme.pdf": b"%PDF"})
     server.routes["/download.php"] = Route(archive, login=True)
     url = server.url("/download.php") + "?domain=flame&sfile=FLAME2020.zip&resume=1"
@@ -433,7 +433,7 @@ def test_fetch_licensed_asset_installs_and_records_sha256(fake_licensed_asset, t
     asset, archive = fake_licensed_asset
     installed = fetch_asset(asset.name, root=tmp_path, credentials={"username": USER, "password": PASSWORD},
                             progress=False, log=lambda _: None)
-    assert (tmp_path / "FLAME2020" / "generic_model.pkl").read_bytes() == payload(1000, 5)
+    assert (tmp_path / "FLAME2020" / "generic_model.pkl").read_bytes() == pickled(5)
     assert tmp_path / "FLAME2020" / "generic_model.pkl" in installed
     entry = read_manifest(tmp_path)[asset.name]["FLAME2020.zip"]
     assert entry["sha256"] == hashlib.sha256(archive).hexdigest() and entry["size"] == len(archive)
@@ -490,6 +490,6 @@ def test_local_archive_install_matches_by_content(fake_licensed_asset, tmp_path)
     local = tmp_path / "my-download (1).zip"
     local.write_bytes(archive)
     fetch_asset(asset.name, root=tmp_path / "data", local_files=[local], log=lambda _: None)
-    assert (tmp_path / "data" / "FLAME2020" / "female_model.pkl").read_bytes() == b"f"
+    assert (tmp_path / "data" / "FLAME2020" / "female_model.pkl").read_bytes() == pickled(7)
     entry = read_manifest(tmp_path / "data")[asset.name]["FLAME2020.zip"]
     assert entry["sha256"] == hashlib.sha256(archive).hexdigest()

@@ -10,7 +10,9 @@ The building blocks ``data_download.py`` uses for the licensed assets (and any l
   target folder (absolute paths, ``..`` components, links pointing outside, device files), before a single
   byte is extracted.
 * :func:`install_archive` extracts into a staging folder beside the target, checks that the files the asset
-  needs are there, and moves them into place with ``os.replace`` (atomic per file on one file system).
+  needs are there and that each opens with the project's safe reader (:func:`facecourse.data.safe_load.check_file_content`),
+  completes the staged folder with the files already installed, and swaps the whole folder into place (the
+  old one is kept until the new one is there).
 
 Whatever step fails, no half-written file is left at a final path: partial downloads stay ``.part`` files
 (that is what makes resuming possible) and staging folders are removed.
@@ -25,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import pickle
 import shutil
 import stat
 import tarfile
@@ -36,6 +39,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable, Mapping
 
 from facecourse.data.atomic import staging_dir
+from facecourse.data.safe_load import check_file_content
 
 CHUNK = 1 << 20
 """Bytes read per step when streaming or hashing (1 MiB)."""
@@ -417,24 +421,49 @@ def find_root(folder: str | os.PathLike, marker: str) -> Path:
     return shallowest[0]
 
 
-def move_into_place(source: str | os.PathLike, target: str | os.PathLike) -> list[Path]:
-    """Move the contents of folder ``source`` into folder ``target`` (same file system), file by file.
+def merge_into_staging(new_root: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Complete the staged folder ``new_root`` with every file of the existing folder ``target`` that the new one
+    does not replace (hard links, or copies across devices), so that ``new_root`` becomes the whole new folder.
 
-    Each file lands with one ``os.replace`` (atomic); an existing file of the same name is replaced.
-    Returns the final paths of the moved files.
+    Raises:
+        DownloadError: a file of one would replace a folder of the other (a name collision), found before
+            anything at ``target`` changes.
     """
-    source, target = Path(source), Path(target)
-    moved = []
-    for item in sorted(source.rglob("*")):
+    new_root, target = Path(new_root), Path(target)
+    for item in sorted(target.rglob("*")):
+        out = new_root / item.relative_to(target)
         if item.is_dir() and not item.is_symlink():
+            if out.exists() and not out.is_dir():
+                raise DownloadError(f"cannot replace folder {item} by a file")
             continue
-        out = target / item.relative_to(source)
-        out.parent.mkdir(parents=True, exist_ok=True)
         if out.is_dir() and not out.is_symlink():
-            raise DownloadError(f"cannot replace folder {out} by a file")
-        os.replace(item, out)
-        moved.append(out)
-    return moved
+            raise DownloadError(f"cannot replace file {item} by a folder")
+        if out.exists() or out.is_symlink():
+            continue  # the new release's file wins
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(item, out, follow_symlinks=False)
+        except OSError:
+            shutil.copy2(item, out, follow_symlinks=False)
+
+
+def swap_into_place(new_root: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Replace folder ``target`` by the complete folder ``new_root`` (same file system): the old folder is renamed
+    aside, the new one renamed into place, and only then is the old one deleted (it is put back if the second
+    rename fails). A fresh ``target`` is a single rename."""
+    new_root, target = Path(new_root), Path(target)
+    if not target.exists():
+        os.replace(new_root, target)
+        return
+    backup = target.with_name(f".{target.name}.old-{os.getpid()}")
+    shutil.rmtree(backup, ignore_errors=True)
+    os.replace(target, backup)
+    try:
+        os.replace(new_root, target)
+    except OSError:
+        os.replace(backup, target)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
 
 
 def install_archive(
@@ -449,8 +478,11 @@ def install_archive(
 
     Steps: :func:`safe_extract` into a staging folder created beside ``target`` (same file system);
     locate the layout with :func:`find_root` on ``marker`` (or use the staging folder itself); check that
-    every relative path in ``expect`` exists there; then :func:`move_into_place`. The staging folder is
-    removed whatever happens.
+    every relative path in ``expect`` exists there and that each expected file opens with the project's safe
+    reader (:func:`~facecourse.data.safe_load.check_file_content`: a text file named ``generic_model.pkl`` is
+    refused here, naming it); complete the staged folder with the files already at ``target``
+    (:func:`merge_into_staging`, which also finds name collisions) and swap it in (:func:`swap_into_place`).
+    Nothing at ``target`` changes before every check has passed; the staging folder is removed whatever happens.
 
     Args:
         archive: zip or tar file (its content decides which).
@@ -481,7 +513,16 @@ def install_archive(
                 f"{asset}: {Path(archive).name} lacks {missing}; it is not the expected release. "
                 "Download it again from the official page."
             )
-        if not target.exists():  # fresh install: one atomic rename of the whole folder
-            os.replace(root, target)
-            return sorted(p for p in target.rglob("*") if not p.is_dir())
-        return move_into_place(root, target)
+        for pattern in expect:  # every expected file is opened with the project's safe reader first
+            for path in sorted(root.glob(pattern)):
+                if path.is_file():
+                    try:
+                        check_file_content(path)
+                    except (ValueError, pickle.UnpicklingError) as err:
+                        raise DownloadError(f"{asset}: {Path(archive).name}: {err}; it is not the expected "
+                                            "release, nothing was installed") from None
+        installed = sorted(p.relative_to(root) for p in root.rglob("*") if not p.is_dir())
+        if target.exists():
+            merge_into_staging(root, target)
+        swap_into_place(root, target)
+        return [target / p for p in installed]

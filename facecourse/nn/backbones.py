@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facecourse.flame.io import safe_load_pickle
+from facecourse.data.safe_load import safe_load_pickle
 
 IRESNET_LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 14, 3), 100: (3, 13, 30, 3)}
 
@@ -148,7 +148,7 @@ def vggface2_resnet50() -> VGGFace2ResNet50:
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a weight file: a ``.pkl`` of numpy arrays (read by the restricted unpickler of
-    :func:`facecourse.flame.io.safe_load_pickle`) or a ``.pt``/``.pth`` state dict (``torch.load`` with
+    :func:`facecourse.data.safe_load.safe_load_pickle`) or a ``.pt``/``.pth`` state dict (``torch.load`` with
     ``weights_only=True``; a ``{"state_dict": ...}`` wrapper and DDP's ``module.`` prefixes are removed).
 
     Raises:
