@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_download import make_zip
+from helpers import make_zip
 
 from facecourse.data import assets as assets_mod
 from facecourse.data.assets import (

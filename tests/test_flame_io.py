@@ -11,50 +11,9 @@ import types
 import numpy as np
 import pytest
 import scipy.sparse
-import trimesh
+from helpers import tiny_embedding, tiny_model
 
 from facecourse.flame import io as fio
-
-
-def tiny_model(seed: int = 0, n_shape: int = 6, n_exp: int = 4) -> dict:
-    """A small FLAME-layout model on an icosphere 'head' (tests only): 5 joints, smooth skinning weights.
-
-    Root at the centre, neck below, jaw in front-below, eyes in front-above; shapedirs = n_shape shape
-    components then n_exp expression components (zero beyond) in 300 + 100 slots like the official file.
-    """
-    rng = np.random.default_rng(seed)
-    sphere = trimesh.creation.icosphere(subdivisions=2, radius=0.1)
-    v = np.asarray(sphere.vertices, dtype=np.float64)
-    f = np.asarray(sphere.faces, dtype=np.int64)
-    n_v = len(v)
-    joints = np.array([[0, 0, 0], [0, -0.08, -0.01], [0, -0.03, 0.02], [0.035, 0.03, 0.07], [-0.035, 0.03, 0.07]])
-    # skinning: neck region below, jaw lower front, eyes small front-upper patches, rest root
-    w = np.zeros((n_v, 5))
-    w[:, 0] = 1.0
-    below = np.clip((-v[:, 1] - 0.05) / 0.03, 0, 1)
-    jaw = np.clip((-v[:, 1] - 0.0) / 0.03, 0, 1) * (v[:, 2] > 0.02) * (1 - below)
-    eye_l = np.linalg.norm(v - joints[3] - [0, 0, 0.02], axis=1) < 0.025
-    eye_r = np.linalg.norm(v - joints[4] - [0, 0, 0.02], axis=1) < 0.025
-    w[:, 1] = below
-    w[:, 2] = jaw
-    w[:, 0] = 1 - below - jaw
-    for j, m in ((3, eye_l), (4, eye_r)):
-        w[m] = 0
-        w[m, j] = 1
-    shapedirs = np.zeros((n_v, 3, 400))
-    shapedirs[:, :, :n_shape] = rng.normal(scale=2e-3, size=(n_v, 3, n_shape))
-    shapedirs[:, :, 300:300 + n_exp] = rng.normal(scale=2e-3, size=(n_v, 3, n_exp))
-    posedirs = rng.normal(scale=1e-3, size=(n_v, 3, 36))
-    # joint regressor: each joint = mean of its 4 nearest vertices shifted so that J_regressor @ v == J
-    reg = np.zeros((5, n_v))
-    for j in range(5):
-        near = np.argsort(np.linalg.norm(v - joints[j], axis=1))[:4]
-        reg[j, near] = 0.25
-    v_template = v.copy()
-    j_template = reg @ v_template
-    return dict(v_template=v_template, f=f, shapedirs=shapedirs, posedirs=posedirs,
-                J_regressor=scipy.sparse.csc_matrix(reg), weights=w,
-                kintree_table=np.array([[-1, 0, 1, 1, 1], [0, 1, 2, 3, 4]]), J=j_template)
 
 
 class _Restricted(pickle.Unpickler):
@@ -103,16 +62,8 @@ def test_save_model_rejects_bad_shapes(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def _embedding(seed=1):
-    rng = np.random.default_rng(seed)
-    bary = lambda *s: rng.dirichlet(np.ones(3), size=s)  # noqa: E731
-    return dict(static_faces=rng.integers(0, 300, 51), static_bary=bary(51),
-                dynamic_faces=rng.integers(0, 300, (79, 17)), dynamic_bary=bary(79, 17),
-                full_faces=rng.integers(0, 300, 68), full_bary=bary(68))
-
-
 def test_deca_embedding_round_trip(tmp_path):
-    e = _embedding()
+    e = tiny_embedding()
     path = fio.save_deca_landmark_embedding(tmp_path / "landmark_embedding.npy", **e)
     raw = np.load(path, allow_pickle=True)[()]  # official reader's way, on our own trusted file
     assert raw["full_lmk_faces_idx"].shape == (1, 68) and raw["full_lmk_bary_coords"].shape == (1, 68, 3)
@@ -123,7 +74,7 @@ def test_deca_embedding_round_trip(tmp_path):
 
 
 def test_ringnet_embedding_round_trip(tmp_path):
-    e = _embedding()
+    e = tiny_embedding()
     fio.save_ringnet_landmark_embedding(tmp_path, e["static_faces"], e["static_bary"], e["dynamic_faces"],
                                         e["dynamic_bary"])
     static = pickle.load(open(tmp_path / fio.RINGNET_STATIC, "rb"), encoding="latin1")
@@ -154,21 +105,9 @@ def test_masks_round_trip(tmp_path):
         fio.save_masks(tmp_path / "bad.pkl", {"face": np.zeros((2, 2), dtype=int)})
 
 
-def write_tiny_model_dir(folder, seed: int = 0):
-    """Write the tiny model, a DECA landmark embedding on its faces and masks into ``folder`` (tests only)."""
-    arrays = tiny_model(seed)
-    n_f = len(arrays["f"])
-    e = _embedding(seed + 1)
-    e = {k: (v % n_f if "faces" in k else v) for k, v in e.items()}
-    fio.save_model(folder / "generic_model.pkl", arrays)
-    fio.save_deca_landmark_embedding(folder / fio.DECA_EMBEDDING, **e)
-    fio.save_masks(folder / fio.MASKS_FILE, {"face": np.arange(10)})
-    return folder / "generic_model.pkl"
-
-
 @pytest.mark.parametrize("layout", ["list", "object"])
 def test_ringnet_dynamic_rows_stored_as_a_list(tmp_path, layout):
-    e = _embedding()
+    e = tiny_embedding()
     fio.save_ringnet_landmark_embedding(tmp_path, e["static_faces"], e["static_bary"], e["dynamic_faces"],
                                         e["dynamic_bary"])
     rows = [r for r in e["dynamic_faces"]], [r for r in e["dynamic_bary"]]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import scipy.sparse
 import torch
-from test_flame_io import tiny_model, write_tiny_model_dir
+from helpers import tiny_model, write_tiny_model_dir
 
 from facecourse.flame import FLAME, io as fio
 

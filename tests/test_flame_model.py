@@ -6,15 +6,13 @@ import numpy as np
 import pytest
 import torch
 from scipy.spatial.transform import Rotation
-from test_flame_io import write_tiny_model_dir
 
 from facecourse.flame import FLAME, load_model
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    path = write_tiny_model_dir(tmp_path_factory.mktemp("tiny"))
-    return path, FLAME.from_file(path, n_shape=6, n_exp=4, dtype=torch.float64)
+def tiny(tiny_flame_path):
+    return tiny_flame_path, FLAME.from_file(tiny_flame_path, n_shape=6, n_exp=4, dtype=torch.float64)
 
 
 def test_zero_parameters_give_template(tiny):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_flame_io import write_tiny_model_dir
+from helpers import write_tiny_model_dir
 
 import facecourse.flame.paths as paths
 from facecourse.flame import default_model_path, is_synthetic, synthetic_model_path

@@ -9,8 +9,9 @@ from pathlib import Path
 import facecourse.flame.synthetic as synthetic
 
 PACKAGE = Path(synthetic.__file__).resolve().parents[1]
-#: Imported by the generator but not deciding the content: atomic file moves.
-NOT_CONTENT = {"facecourse.data.atomic"}
+#: Imported by the generator but not deciding the content: atomic file moves, and the restricted unpickler
+#: (flame.io's readers use it; the generator only writes).
+NOT_CONTENT = {"facecourse.data.atomic", "facecourse.data.safe_load"}
 
 
 def _module_file(name: str) -> Path | None:

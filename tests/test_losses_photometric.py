@@ -1,20 +1,11 @@
-"""Photometric loss, region masks and regularisers."""
+"""facecourse.losses.photometric: the masked photometric loss."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-import trimesh
 
-from facecourse.render.head import region_mask
-from facecourse.losses import (
-    albedo_regularizer,
-    expression_regularizer,
-    light_regularizer,
-    photometric_loss,
-    shape_regularizer,
-)
-from facecourse.render import rasterize, weak_perspective
+from facecourse.losses import photometric_loss
 
 
 def test_photometric_zero_grows_gradient_and_mask():
@@ -42,28 +33,3 @@ def test_photometric_empty_mask_no_nan():
     assert loss == 0 and torch.isfinite(pred.grad).all()
     with pytest.raises(ValueError, match="mask"):
         photometric_loss(pred, pred, torch.zeros(1, 1, 3, 4))
-
-
-def test_region_mask_selects_region_pixels():
-    mesh = trimesh.creation.icosphere(subdivisions=3)
-    v = torch.tensor(mesh.vertices, dtype=torch.float32)[None]
-    f = torch.tensor(mesh.faces)
-    frag = rasterize(weak_perspective(v, torch.tensor([[0.9, 0.0, 0.0]])), f, 32)
-    upper = v[0, :, 1] > 0.2  # model +y is up: the upper cap shows in the top rows of the image
-    m = region_mask(frag, f, upper)[0, 0]
-    assert m[:12].sum() > 20 and m[20:].sum() == 0
-    assert (m <= frag.mask[0].float()).all()
-
-
-def test_regularizers():
-    c = torch.tensor([[1.0, 2.0], [0.0, 0.0]], requires_grad=True)
-    assert shape_regularizer(c) == 2.5 and expression_regularizer(c) == 2.5 and albedo_regularizer(c) == 2.5
-    shape_regularizer(c).backward()
-    assert torch.equal(c.grad, c.detach())  # d/dc (|c|^2 / B) = 2c / B with B = 2
-    white = torch.ones(1, 9, 3)
-    assert light_regularizer(white) == 0
-    coloured = white.clone()
-    coloured[:, :, 0] = 2
-    assert light_regularizer(coloured) > 0
-    with pytest.raises(ValueError, match="lighting"):
-        light_regularizer(torch.ones(1, 27))

@@ -1,27 +1,13 @@
+"""facecourse.mesh.geometry: normals, areas, barycentric coordinates and the batched similarity fit."""
+
+from __future__ import annotations
+
 import numpy as np
 import pytest
 import torch
 import trimesh
 
-from facecourse.mesh import (
-    adjacency_matrix, barycentric_coordinates, edges_from_faces, face_areas, face_normals, load_mesh, save_mesh, vertex_degrees,
-    vertex_normals,
-)
-
-
-def test_edges_and_adjacency_of_an_icosphere():
-    m = trimesh.creation.icosphere(2)
-    e = edges_from_faces(m.faces)
-    assert len(e) == len(m.edges_unique)  # Euler: E = 3F/2 on a closed mesh
-    assert (e[:, 0] < e[:, 1]).all()
-    a = adjacency_matrix(m.faces)
-    assert (a != a.T).nnz == 0 and a.diagonal().sum() == 0
-    assert set(vertex_degrees(m.faces)) == {5, 6}
-
-
-def test_bad_faces_are_named():
-    with pytest.raises(ValueError, match="faces"):
-        edges_from_faces(np.zeros((3, 4), dtype=int))
+from facecourse.mesh import barycentric_coordinates, face_areas, face_normals, vertex_normals
 
 
 def test_normals_and_areas_match_trimesh():
@@ -31,20 +17,6 @@ def test_normals_and_areas_match_trimesh():
     np.testing.assert_allclose(face_areas(v, m.faces)[0].numpy(), m.area_faces, atol=1e-12)
     vn = vertex_normals(v, m.faces)[0].numpy()
     assert (np.sum(vn * m.vertices / np.linalg.norm(m.vertices, axis=1, keepdims=True), axis=1) > 0.99).all()
-
-
-def test_mesh_round_trip(tmp_path):
-    m = trimesh.creation.icosphere(1)
-    for suffix in (".obj", ".ply"):
-        p = save_mesh(tmp_path / f"m{suffix}", m.vertices, m.faces)
-        v, f = load_mesh(p)
-        np.testing.assert_allclose(v, m.vertices, atol=1e-6)
-        np.testing.assert_array_equal(f, m.faces)
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temp files left"
-    with pytest.raises(ValueError, match="faces must be an integer array"):
-        save_mesh(tmp_path / "bad.obj", m.vertices, m.faces + 0.5)
-    assert not (tmp_path / "bad.obj").exists()
-
 
 
 def test_barycentric_coordinates_analytic_outside_and_degenerate():
@@ -58,19 +30,6 @@ def test_barycentric_coordinates_analytic_outside_and_degenerate():
     np.testing.assert_array_equal(deg, [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
     with pytest.raises(ValueError, match="b must have shape"):
         barycentric_coordinates(p, np.zeros((2, 3)), np.zeros((3, 3)), np.zeros((2, 3)))
-
-
-def test_as_faces_validates_and_converts():
-    from facecourse.mesh import as_faces
-
-    f = as_faces(torch.tensor([[0, 1, 2], [2, 1, 3]], dtype=torch.int32), n_vertices=4)
-    assert f.dtype == np.int64 and f.flags.c_contiguous and f.tolist() == [[0, 1, 2], [2, 1, 3]]
-    with pytest.raises(ValueError, match=r"outside \[0, 4\): range \[0, 4\]"):
-        as_faces([[0, 1, 4]], n_vertices=4)
-    with pytest.raises(ValueError, match=r"outside \[0\): range \[-1, 2\]"):
-        as_faces([[0, -1, 2]])
-    with pytest.raises(ValueError, match="integer array"):
-        as_faces(np.array([[0.0, 1.0, 2.0]]))
 
 
 def test_similarity_procrustes_recovers_a_known_similarity_in_a_batch():

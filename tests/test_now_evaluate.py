@@ -1,7 +1,7 @@
-"""facecourse.now on files: layout, missing/malformed predictions, resume, invariance, the CLI end to end.
+"""facecourse.now.evaluate on files: missing/malformed predictions, resume, invariance, the CLI end to end.
 
-Runs on a toy head (ellipsoid with a nose) so it needs no FLAME model; the synthetic FLAME set is tested
-in test_now_synthetic.py.
+Runs on a toy head (ellipsoid with a nose, ``toy_now`` in conftest.py) so it needs no FLAME model; the
+synthetic FLAME set is tested in test_now_synthetic.py.
 """
 
 from __future__ import annotations
@@ -11,97 +11,13 @@ import os
 
 import numpy as np
 import pytest
-import trimesh
 from scipy.spatial.transform import Rotation
 
-from facecourse.now import (
-    M_TO_MM, NowImage, PredictionMissing, Similarity, load_prediction, evaluate_now, evaluate_prediction, load_landmarks_file, read_image_list,
-    result_path, write_image_list, write_pp, write_prediction, write_report,
-)
-from facecourse.now.synthetic import scan_from_head
-
-AXES = np.array([75.0, 100.0, 90.0])
-LM_XY = np.array([[-45.0, 25], [-15, 25], [15, 25], [45, 25], [0, -20], [-25, -45], [25, -45]])
+from facecourse.now import M_TO_MM, Similarity, evaluate_now, evaluate_prediction, result_path, write_prediction, write_report
 
 
-def _bump(d):
-    return 12.0 * np.exp(-((d[:, 0] / 0.25) ** 2 + ((d[:, 1] + 0.1) / 0.3) ** 2)) * (d[:, 2] > 0)
-
-
-def toy_head(subdivisions=3, axes=AXES):
-    """``(vertices mm, faces, NoW-7-like landmarks mm)`` of an ellipsoid head with a nose bump."""
-    m = trimesh.creation.icosphere(subdivisions=subdivisions)
-    d = np.asarray(m.vertices)
-    v = d * axes + _bump(d)[:, None] * np.array([0, 0, 1.0])
-    dl = np.column_stack([LM_XY[:, 0] / axes[0], LM_XY[:, 1] / axes[1], np.zeros(7)])
-    dl[:, 2] = np.sqrt(1 - dl[:, 0] ** 2 - dl[:, 1] ** 2)
-    lm = dl * axes + _bump(dl)[:, None] * np.array([0, 0, 1.0])
-    return v, np.asarray(m.faces), lm
-
-
-def make_toy_dataset(root, subjects=("SUBJ_A", "SUBJ_B")):
-    rng = np.random.default_rng(0)
-    images = []
-    for k, subject in enumerate(subjects):
-        v, f, lm = toy_head(3, AXES * (1 + 0.05 * k))
-        sv, sf, slm, _ = scan_from_head(v, f, lm, rng)
-        from facecourse.mesh import save_mesh
-
-        save_mesh(root / "scans" / subject / f"{subject}.obj", sv, sf)
-        write_pp(root / "scans_lmks_onlypp" / subject / f"{subject}.pp", slm)
-        images += [NowImage(subject, c, f"IMG_{i}.jpg") for i, c in
-                   enumerate(["multiview_neutral", "multiview_expressions", "multiview_occlusions", "selfie"])]
-    write_image_list(root / "imagepathsvalidation.txt", images)
-    return images
-
-
-@pytest.fixture()
-def toy(tmp_path):
-    data, pred = tmp_path / "NoW", tmp_path / "pred"
-    images = make_toy_dataset(data)
-    v, f, lm = toy_head(2)  # coarser "prediction": the right shape family, in metres
-    for im in images:
-        write_prediction(pred, im, v / M_TO_MM, f, lm / M_TO_MM)
-    return data, pred, images, (v, f, lm)
-
-
-def test_scan_from_head_looks_like_a_scan():
-    v, f, lm = toy_head(3)
-    sv, sf, slm, scanner = scan_from_head(v, f, lm, np.random.default_rng(1))
-    back = Similarity(1.0, scanner[:3, :3], scanner[:3, 3]).inverse()
-    local = back.apply(sv)
-    assert len(sv) > 1.5 * len(v)                                  # densified, even after cutting
-    eyes_y, mouth_y = lm[:4, 1].mean(), lm[5:, 1].mean()
-    assert local[:, 1].min() >= mouth_y - 1.3 * (eyes_y - mouth_y) - 1.0  # cut at the neck
-    assert local[:, 2].min() > v[:, 2].min() + 0.25 * np.ptp(v[:, 2])   # back of the head missing
-    assert np.abs(np.linalg.norm(back.apply(slm) - lm, axis=1)).max() < 3.0  # landmarks travel with the scan
-    assert sf.max() < len(sv) and np.isfinite(sv).all()
-
-
-def test_layout_round_trip(toy, tmp_path):
-    data, pred, images, _ = toy
-    assert read_image_list(data, "val") == images
-    assert NowImage.parse("/abs/prefix/S/selfie/IMG_1.jpg") == NowImage("S", "selfie", "IMG_1.jpg")
-    with pytest.raises(ValueError, match="challenge"):
-        NowImage.parse("S/unknown/IMG.jpg")
-    (tmp_path / "l.txt").write_text("\n".join("1 2 3" for _ in range(7)))
-    assert load_landmarks_file(tmp_path / "l.txt").shape == (7, 3)
-    np.save(tmp_path / "l1.npy", np.zeros((1, 7, 3)))
-    assert load_landmarks_file(tmp_path / "l1.npy").shape == (7, 3)
-    v, f, lm = toy_head(1)
-    im = NowImage("S", "selfie", "IMG_9.jpg")
-    write_prediction(tmp_path / "p", im, v, f, lm, mesh_suffix=".ply")
-    lv, lf, llm, used = load_prediction(tmp_path / "p", im)
-    np.testing.assert_allclose(lv, v)
-    np.testing.assert_array_equal(lf, f)
-    assert used[0].suffix == ".ply" and np.allclose(llm, lm)
-    with pytest.raises(PredictionMissing) as missing:
-        load_prediction(tmp_path / "p", NowImage("S", "selfie", "IMG_8.jpg"))
-    assert [p.suffix for p in missing.value.paths] == [".obj", ".ply"]
-
-
-def test_metric_is_invariant_to_a_similarity_of_the_prediction(toy):
-    data, pred, images, (v, f, lm) = toy
+def test_metric_is_invariant_to_a_similarity_of_the_prediction(toy_now):
+    data, pred, images, (v, f, lm) = toy_now
     from facecourse.now import load_scan
 
     sv, sf, slm = load_scan(data, images[0].subject)
@@ -120,8 +36,8 @@ def test_metric_is_invariant_to_a_similarity_of_the_prediction(toy):
     assert np.median(wrong_unit.distances) > 10 * np.median(base.distances)
 
 
-def test_missing_and_malformed_are_reported_and_the_rest_goes_on(toy, tmp_path):
-    data, pred, images, (v, f, lm) = toy
+def test_missing_and_malformed_are_reported_and_the_rest_goes_on(toy_now, tmp_path):
+    data, pred, images, (v, f, lm) = toy_now
     d = pred / images[0].subject / images[0].challenge
     os.remove(d / f"{images[0].stem}.npy")                                     # missing landmarks
     np.save(pred / images[1].subject / images[1].challenge / f"{images[1].stem}.npy", np.zeros((6, 3)))  # 6 landmarks
@@ -145,12 +61,13 @@ def test_missing_and_malformed_are_reported_and_the_rest_goes_on(toy, tmp_path):
     assert on_disk["stats_mm"]["multiview_neutral"]["median"] is None
     assert on_disk["stats_mm"]["selfie"]["n_images"] == 1
     cd = np.load(tmp_path / "out" / "RECON_computed_distances.npy", allow_pickle=True).item()
-    assert cd["num_missing_files"] == 5 and len(cd["computed_distances"]) == 3 == len(cd["input_files"])
+    assert cd["num_missing_files"] == 2 and cd["num_malformed_files"] == 3  # counted apart (the official tool: missing)
+    assert len(cd["computed_distances"]) == 3 == len(cd["input_files"])
     np.testing.assert_array_equal(cd["computed_distances"][0], report.records[5].distances)
 
 
-def test_resume_skips_finished_images(toy, tmp_path):
-    data, pred, images, (v, f, lm) = toy
+def test_resume_skips_finished_images(toy_now, tmp_path):
+    data, pred, images, (v, f, lm) = toy_now
     out = tmp_path / "out"
     first = evaluate_now(data, pred, out, progress=False)
     assert all(r.status == "ok" and not r.cached for r in first.records)
@@ -168,10 +85,10 @@ def test_resume_skips_finished_images(toy, tmp_path):
     assert not any(r.cached for r in evaluate_now(data, pred, out, metrical=True, progress=False).records)
 
 
-def test_cli_end_to_end(toy, tmp_path, capsys):
+def test_cli_end_to_end(toy_now, tmp_path, capsys):
     from facecourse.cli import main
 
-    data, pred, images, _ = toy
+    data, pred, images, _ = toy_now
     os.remove(pred / images[-1].subject / images[-1].challenge / f"{images[-1].stem}.obj")
     out = tmp_path / "res"
     code = main(["now-eval", "--dataset", str(data), "--predictions", str(pred), "--split", "val",

@@ -8,16 +8,18 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from helpers import toy_head
 
 from facecourse.flame import FLAME, synthetic_model_path
 from facecourse.now import (
-    CHALLENGES, M_TO_MM, NowImage, evaluate_now, load_landmarks_file, load_scan, point_mesh_distance,
+    CHALLENGES, M_TO_MM, NowImage, Similarity, evaluate_now, load_landmarks_file, load_scan, point_mesh_distance,
     read_image_list, scan_files,
 )
 from facecourse.now.baselines import now_baselines
 from facecourse.now.export import export_flame_predictions, flame_now_prediction
 from facecourse.now.synthetic import (
-    build_synthetic_now, ground_truth_prediction, is_complete, synthetic_meta, synthetic_now_dir,
+    build_synthetic_now, ground_truth_prediction, is_complete, render_now_images, scan_from_head, synthetic_meta,
+    synthetic_now_dir,
 )
 
 
@@ -129,3 +131,58 @@ def test_a_rebuilt_flame_model_makes_the_set_stale(dataset, tmp_path):
     meta["flame_model_sha256"] = "0" * 64  # as if the synthetic FLAME had been regenerated since
     (copy / "synthetic_now.json").write_text(json.dumps(meta))
     assert not is_complete(copy)
+
+
+def test_scan_from_head_looks_like_a_scan():
+    v, f, lm = toy_head(3)
+    sv, sf, slm, scanner = scan_from_head(v, f, lm, np.random.default_rng(1))
+    back = Similarity(1.0, scanner[:3, :3], scanner[:3, 3]).inverse()
+    local = back.apply(sv)
+    assert len(sv) > 1.5 * len(v)                                  # densified, even after cutting
+    eyes_y, mouth_y = lm[:4, 1].mean(), lm[5:, 1].mean()
+    assert local[:, 1].min() >= mouth_y - 1.3 * (eyes_y - mouth_y) - 1.0  # cut at the neck
+    assert local[:, 2].min() > v[:, 2].min() + 0.25 * np.ptp(v[:, 2])   # back of the head missing
+    assert np.abs(np.linalg.norm(back.apply(slm) - lm, axis=1)).max() < 3.0  # landmarks travel with the scan
+    assert sf.max() < len(sv) and np.isfinite(sv).all()
+
+
+def _tiny_now_set(root, validation_lines, test_lines):
+    """A synthetic NoW folder with two subjects (small synthetic FLAME) and the given image lists."""
+    root.mkdir()
+    meta = {"flame_model": str(synthetic_model_path("small")), "n_shape": 10,
+            "subjects": {"SYN_0001": {"split": "val", "shape": [0.5] * 10},
+                         "SYN_0002": {"split": "test", "shape": [-0.5] * 10}}}
+    (root / "synthetic_now.json").write_text(json.dumps(meta))
+    (root / "imagepathsvalidation.txt").write_text("".join(f"{line}\n" for line in validation_lines))
+    (root / "imagepathstest.txt").write_text("".join(f"{line}\n" for line in test_lines))
+    return root
+
+
+def test_render_now_images_official_layout(tmp_path):
+    import matplotlib.image as mpimg
+
+    root = _tiny_now_set(tmp_path / "final_release_version",
+                         ["SYN_0001/multiview_neutral/IMG_0001.jpg", "SYN_0001/multiview_occlusions/IMG_0002.jpg"],
+                         ["SYN_0002/selfie/IMG_0003.jpg"])
+    assert render_now_images(root, image_size=64, progress=False) == 3
+    img = mpimg.imread(root / "iphone_pictures" / "SYN_0001" / "multiview_neutral" / "IMG_0001.jpg")
+    assert img.shape == (64, 64, 3)
+    assert (root / "iphone_pictures" / "SYN_0002" / "selfie" / "IMG_0003.jpg").is_file()
+    assert render_now_images(root, image_size=64, progress=False) == 0  # resumable: nothing left to do
+
+
+def test_render_now_images_resumed_run_writes_the_same_images(tmp_path):
+    """Each photo's randomness (head, background, occluders) depends on its own seed only: a run that
+    resumes after some photos were written draws the same photos as an uninterrupted one."""
+    lines = [f"SYN_0001/multiview_occlusions/IMG_000{i}.jpg" for i in (1, 2, 3)]
+    whole = _tiny_now_set(tmp_path / "whole", lines, [])
+    resumed = _tiny_now_set(tmp_path / "resumed", lines, [])
+    assert render_now_images(whole, image_size=48, progress=False) == 3
+    assert render_now_images(resumed, image_size=48, progress=False) == 3
+    photos = resumed / "iphone_pictures" / "SYN_0001" / "multiview_occlusions"
+    for name in ("IMG_0002.jpg", "IMG_0003.jpg"):  # interrupted after the first photo
+        (photos / name).unlink()
+    assert render_now_images(resumed, image_size=48, progress=False) == 2
+    for name in ("IMG_0001.jpg", "IMG_0002.jpg", "IMG_0003.jpg"):
+        expected = (whole / "iphone_pictures" / "SYN_0001" / "multiview_occlusions" / name).read_bytes()
+        assert (photos / name).read_bytes() == expected, name

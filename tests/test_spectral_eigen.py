@@ -127,13 +127,6 @@ def test_cached_cotangent_basis_keeps_the_mass(sphere, monkeypatch):
     np.testing.assert_allclose(c.mass, mass_matrix(v, f).diagonal())
 
 
-def test_topology_hash():
-    f = np.array([[0, 1, 2], [0, 2, 3]])
-    assert topology_hash(f) == topology_hash(f.astype(np.int32))
-    assert topology_hash(f) != topology_hash(f[:, [0, 2, 1]])
-    assert topology_hash(f) != topology_hash(f, n_vertices=5)
-
-
 def test_bad_inputs_are_named(sphere):
     v, f = sphere
     lap = normalized_laplacian(f)

@@ -9,15 +9,14 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 import torch
-from test_flame_io import write_tiny_model_dir
 
 from facecourse.flame import FLAME
 from facecourse.viz.flame import head_vertices, interactive_head, variation_grid, variation_params
 
 
 @pytest.fixture(scope="module")
-def flame(tmp_path_factory):
-    return FLAME.from_file(write_tiny_model_dir(tmp_path_factory.mktemp("viz")), n_shape=6, n_exp=4)
+def flame(tiny_flame_path):
+    return FLAME.from_file(tiny_flame_path, n_shape=6, n_exp=4)
 
 
 def test_variation_params_change_only_their_component(flame):

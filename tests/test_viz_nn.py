@@ -18,9 +18,7 @@ from facecourse.viz.nn import (  # noqa: E402
 )
 
 
-@pytest.fixture(autouse=True)
-def _data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("FACECOURSE_DATA", str(tmp_path / "data"))
+pytestmark = pytest.mark.usefixtures("data_dir")  # $FACECOURSE_DATA in tmp_path (conftest.py)
 
 
 def test_figures():
