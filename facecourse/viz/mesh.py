@@ -95,9 +95,23 @@ def plot_mesh(
     return mappable
 
 
+def frontal_camera(vertices, fov_deg: float = 45.0, margin: float = 1.3) -> list[float]:
+    """A k3d camera ``[eye x, y, z, target x, y, z, up x, y, z]`` looking at the mesh's bounding-box centre from
+    the front (+z, FLAME's facing direction) with +y up, at the distance where the larger of its width and height
+    fills the field of view ``fov_deg`` (times ``margin``). ``vertices``: ``(V, 3)``."""
+    v = np.asarray(vertices, dtype=np.float64)
+    lo, hi = v.min(axis=0), v.max(axis=0)
+    centre = (lo + hi) / 2
+    extent = float(max(hi[0] - lo[0], hi[1] - lo[1])) * margin
+    distance = extent / (2 * np.tan(np.deg2rad(fov_deg) / 2)) + (hi[2] - lo[2]) / 2
+    eye = centre + np.array([0.0, 0.0, distance])
+    return [*eye.tolist(), *centre.tolist(), 0.0, 1.0, 0.0]
+
+
 def k3d_mesh(vertices, faces, scalars=None, color: int = 0xD9B89E, plot=None, name: str | None = None,
              color_range=None, colormap=None):
-    """Interactive k3d mesh (add it to ``plot`` or a new ``k3d.plot()``); returns ``(plot, mesh)``.
+    """Interactive k3d mesh (add it to ``plot`` or a new ``k3d.plot()`` that opens frontal, y up, framed on the
+    mesh: :func:`frontal_camera`); returns ``(plot, mesh)``.
 
     Args:
         vertices: ``(V, 3)``; faces: ``(F, 3)``; scalars: optional ``(V,)`` attribute painted with
@@ -108,7 +122,9 @@ def k3d_mesh(vertices, faces, scalars=None, color: int = 0xD9B89E, plot=None, na
 
     v = to_numpy(vertices).astype(np.float32)
     f = to_numpy(faces).astype(np.uint32)
-    plot = k3d.plot(grid_visible=False, camera_auto_fit=True) if plot is None else plot
+    if plot is None:  # k3d is z-up, FLAME y-up: look at the face from +z with +y up, framed on the mesh
+        plot = k3d.plot(grid_visible=False, camera_auto_fit=False, camera_up_axis="y")
+        plot.camera = frontal_camera(v)
     kwargs = {}
     if scalars is not None:
         s = to_numpy(scalars).astype(np.float32)
