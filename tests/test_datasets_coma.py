@@ -10,7 +10,10 @@ import trimesh
 from facecourse.cli import main
 from facecourse.datasets.coma import coma_available, coma_split, list_coma_files, load_coma_split
 from facecourse.mesh import save_mesh
-from facecourse.train.encoder import PretrainConfig, checkpoint_path, load_autoencoder, load_pretrained_autoencoder
+from facecourse.train import load_checkpoint
+from facecourse.train.encoder import (
+    PretrainConfig, checkpoint_path, load_autoencoder, load_pretrained_autoencoder, training_report,
+)
 
 SUBJECTS = ("FaceTalk_170725_00137_TA", "FaceTalk_170728_03272_TA")
 EXPRESSIONS = ("bareteeth", "mouth_open")
@@ -73,13 +76,17 @@ def test_cli_trains_on_coma_and_resumes(coma, capsys):
     out = capsys.readouterr().out
     assert "data: coma" in out and "held-out error: mean" in out
     path = out.split("checkpoint: ")[1].split()[0]
-    model, ckpt = load_autoencoder(path)
-    assert ckpt["epoch"] == 2 and len(ckpt["history"]) == 2 and ckpt["metrics"]["mean_mm"] > 0
+    model, checkpoint = load_autoencoder(path)
+    report = training_report(checkpoint)
+    assert checkpoint.epoch == 2 and len(report["history"]) == 2 and report["test"]["mean_mm"] > 0
+    assert report["source"] == "coma" and checkpoint.config["data"] == "coma"
+    steps = checkpoint.step
     assert main(args[:-3] + ["--epochs", "3", "--no-progress"]) == 0  # resumes: one more epoch
-    assert torch.load(path, weights_only=True)["epoch"] == 3
+    resumed = load_checkpoint(path)
+    assert resumed.epoch == 3 and resumed.step == steps * 3 // 2
     config = PretrainConfig.for_mode("ci", data="coma", epochs=3)
     assert str(checkpoint_path(config, model.config["topology"])) == path
     loaded = load_pretrained_autoencoder(config, train_if_missing=False)  # finished: loads, no training
-    torch.testing.assert_close(loaded.normalizer.mean, torch.load(path, weights_only=True)["model"]["normalizer.mean"])
+    torch.testing.assert_close(loaded.normalizer.mean, resumed.model["normalizer.mean"])
     with pytest.raises(FileNotFoundError):
         load_pretrained_autoencoder(PretrainConfig.for_mode("ci", data="coma", epochs=4), train_if_missing=False)

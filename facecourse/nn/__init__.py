@@ -1,8 +1,9 @@
-"""Neural networks on meshes: fixed-topology ChebConv, COMA hierarchy, spectral autoencoder, pre-training.
+"""Neural networks: fixed-topology ChebConv, COMA hierarchy, spectral encoder/decoder/autoencoder, and the
+image backbones (:mod:`facecourse.nn.backbones`). Training them is :mod:`facecourse.train`.
 
 Pretrained encoder for the 3D-ID loss::
 
-    from facecourse.nn import load_pretrained_autoencoder
+    from facecourse.train.encoder import load_pretrained_autoencoder
     model = load_pretrained_autoencoder()            # train-or-load, preset of facecourse.settings.mode()
     z, feats = model.encoder(vertices, return_features=True)   # vertices (B, V, 3) metres
 """

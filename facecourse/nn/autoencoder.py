@@ -166,7 +166,7 @@ class MeshAutoencoder(nn.Module):
 
     ``config`` (a plain dict: latent_dim, filters, K, factors, n_vertices, topology) with ``template``
     ``(V, 3)`` and ``faces`` ``(F, 3)`` (plain tensors, not buffers) is what a checkpoint needs to rebuild the
-    network (see :func:`facecourse.train.encoder.save_autoencoder`).
+    network (stored by :meth:`facecourse.train.encoder.AutoencoderTask.checkpoint_meta`).
     """
 
     def __init__(self, hierarchy: MeshHierarchy, latent_dim: int = 8, filters=COMA_FILTERS, K: int = 6):

@@ -42,6 +42,7 @@ from facecourse.train.sampler import ResumableSampler
 # Task modules: each registers its config with @register_config when imported. Import every task module
 # here (e.g. ``from facecourse.train import encoder``), so that ``import facecourse.train`` fills CONFIGS for
 # the preset files (``python -m facecourse.train.config``) and their sync test (tests/test_train_config.py).
+from facecourse.train import encoder, recogniser  # noqa: E402,F401  (registers PretrainConfig, RecogniserConfig)
 
 __all__ = [
     "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CONFIGS", "Checkpoint", "CheckpointError", "DistEnv", "FitResult",

@@ -1,4 +1,4 @@
-"""Pre-training of the COMA mesh autoencoder whose encoder the 3D-ID loss uses.
+"""Pre-training of the COMA mesh autoencoder whose encoder the 3D-ID loss uses, as a task of the training engine.
 
 Data: synthetic FLAME meshes (random identity :math:`\\beta \\sim \\mathcal N(0, \\sigma_\\beta^2 I)` and
 expression :math:`\\psi \\sim \\mathcal N(0, \\sigma_\\psi^2 I)` through :class:`facecourse.flame.FLAME`) by
@@ -8,41 +8,47 @@ Objective (COMA): the L1 distance in per-vertex normalised coordinates,
 :math:`\\frac{1}{3BV}\\sum |(\\hat X - X) / \\sigma|`, with SGD (momentum 0.9, learning rate
 :math:`8\\cdot10^{-3}` decayed by 0.99 per epoch, weight decay :math:`5\\cdot10^{-4}`, batch 16).
 Reported error: the Euclidean distance :math:`\\|\\hat x_v - x_v\\|` in millimetres over every vertex of every
-held-out mesh (mean, median, std), as COMA reports it.
+held-out mesh (mean, median, std), as COMA reports it, measured after every epoch (the engine's validation).
 
-Checkpoints (``data_dir()/"checkpoints"/"mesh_autoencoder-<topology>-<config>.pt"``, written atomically every
-epoch) hold the weights with the normalisation buffers, the template and faces the hierarchy is rebuilt
-from, the configuration, optimiser/scheduler state and history, so training resumes where it stopped and
-:func:`load_autoencoder` needs nothing else.
+Training runs through :func:`facecourse.train.fit` (:class:`AutoencoderTask`) in the run directory
+:func:`default_run_dir` = ``data_dir()/"runs"/"mesh_autoencoder-<topology[:12]>-<config.key()>"``. Its ``last.pt``
+(the engine's :class:`~facecourse.train.Checkpoint`) holds the weights with the normalisation buffers and, in
+``meta``, the template, faces and network settings the hierarchy is rebuilt from, so :func:`load_autoencoder`
+needs no data. :func:`load_pretrained_autoencoder` is train-or-load.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from torch import nn
+from torch.utils.data import Dataset
 
-from facecourse.data.atomic import atomic_path
 from facecourse.data.paths import data_dir
+from facecourse.mesh.topology import topology_hash
 from facecourse.nn.autoencoder import COMA_FILTERS, MeshAutoencoder
 from facecourse.nn.hierarchy import build_hierarchy
-from facecourse.mesh.topology import topology_hash
+from facecourse.train.checkpoint import Checkpoint, CheckpointError, load_checkpoint, verify_topology
+from facecourse.train.config import OPTIMIZERS, TrainConfig, register_config
+from facecourse.train.distributed import is_main, shutdown, unwrap_model
+from facecourse.train.loop import FIT_META_KEY, LAST, Task, fit
 from facecourse.units import M_TO_MM
 
-CHECKPOINT_FORMAT = "facecourse-mesh-autoencoder-v1"
 DATA_SOURCES = ("auto", "synthetic", "coma")
+REBUILD_HINT = "facecourse pretrain-encoder"
+"""The command that (re)builds a pre-training checkpoint, quoted in checkpoint errors."""
 
 
+@register_config
 @dataclass
-class PretrainConfig:
-    """Everything that defines a pre-training run (COMA's settings by default).
+class PretrainConfig(TrainConfig):
+    """Everything that defines a pre-training run (COMA's settings by default); presets ``configs/mesh_autoencoder/``.
 
     Attributes:
         model: FLAME model of the synthetic data and template: ``"small"``, ``"full"`` (synthetic sizes, or
@@ -52,9 +58,24 @@ class PretrainConfig:
         shape_std, expression_std: standard deviation of the sampled FLAME coefficients.
         coma_split, coma_held_out: CoMA split (see :func:`facecourse.datasets.coma.coma_split`).
         latent_dim, filters, K, factors: network (COMA: 8, (16, 16, 16, 32), 6, (4, 4, 4, 4)).
-        epochs, batch_size, optimizer ("sgd" | "adam"), lr, lr_decay (per epoch), momentum, weight_decay.
-        seed: seeds data sampling, initialisation and shuffling (epoch ``e`` shuffles with ``seed + e``).
+
+    The optimiser fields are :class:`~facecourse.train.TrainConfig`'s, with COMA's values as defaults (SGD,
+    lr 8e-3 decayed x0.99 per epoch, momentum 0.9, weight decay 5e-4, batch 16, 300 epochs). ``seed`` seeds
+    the synthetic meshes (training ``2 * seed``, held-out ``2 * seed + 1``), the initialisation and the data
+    order. ``amp`` defaults to False: the network's sparse Laplacian products run in float32, as they always
+    have (bf16 sparse products are not tested here).
+
+    Presets: ``"full"`` = COMA's settings on 10k meshes of the FLAME-size model (real FLAME 2020 when present)
+    or CoMA; ``"ci"`` = the small synthetic model, 192 meshes, 10 epochs of Adam (lr 3e-3) -- COMA's SGD
+    needs hundreds of epochs, CI has seconds.
     """
+
+    TASK: ClassVar[str] = "mesh_autoencoder"
+    PRESETS: ClassVar[dict[str, dict]] = {
+        "ci": {"model": "small", "data": "synthetic", "n_train": 192, "n_test": 64, "epochs": 10,
+               "optimizer": "adam", "lr": 3e-3, "lr_decay": 0.97, "weight_decay": 0.0},
+        "full": {"model": "full"},
+    }
 
     model: str = "small"
     data: str = "auto"
@@ -75,47 +96,26 @@ class PretrainConfig:
     lr_decay: float = 0.99
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    seed: int = 0
+    amp: bool = False
 
-    @classmethod
-    def for_mode(cls, mode: str | None = None, **overrides) -> "PretrainConfig":
-        """Preset of the course mode (``facecourse.settings.mode()`` when ``None``).
-
-        ``"full"``: COMA's settings on 10k meshes of the FLAME-size model (real FLAME 2020 when present) or
-        CoMA. ``"ci"``: the small synthetic model, 192 meshes, 10 epochs of Adam (lr 3e-3) -- COMA's SGD
-        needs hundreds of epochs, CI has seconds.
-        """
-        from facecourse.settings import mode as current_mode
-
-        mode = current_mode() if mode is None else mode
-        if mode == "ci":
-            base = dict(model="small", data="synthetic", n_train=192, n_test=64, epochs=10, optimizer="adam",
-                        lr=3e-3, lr_decay=0.97, weight_decay=0.0)
-        elif mode == "full":
-            base = dict(model="full")
-        else:
-            raise ValueError(f"mode must be 'ci' or 'full', got {mode!r}")
-        return cls(**{**base, **overrides})
-
-    def __post_init__(self):
-        self.filters = tuple(int(f) for f in self.filters)
-        self.factors = tuple(int(f) for f in self.factors)
+    def __post_init__(self) -> None:
+        """Check the base fields, then the autoencoder's (ValueError naming the field)."""
+        self.filters = tuple(self.filters)
+        self.factors = tuple(self.factors)
+        super().__post_init__()
         if self.data not in DATA_SOURCES:
             raise ValueError(f"data must be one of {DATA_SOURCES}, got {self.data!r}")
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
-        if min(self.n_train, self.n_test, self.epochs, self.batch_size) < 1:
-            raise ValueError("n_train, n_test, epochs and batch_size must be >= 1")
-
-    def to_dict(self) -> dict:
-        """JSON/checkpoint friendly dict (tuples as lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    def key(self) -> str:
-        """Short hash of every field except ``epochs`` (so a run can be resumed to more epochs)."""
-        d = self.to_dict()
-        d.pop("epochs")
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+        for name in ("n_train", "n_test", "latent_dim", "K"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        for name in ("filters", "factors"):
+            values = getattr(self, name)
+            if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+                raise ValueError(f"{name} must be a non-empty tuple of integers >= 1, got {values!r}")
+        for name in ("shape_std", "expression_std"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -136,7 +136,7 @@ def sample_flame_meshes(flame, n: int, seed: int = 0, shape_std: float = 1.0, ex
 
     Args:
         flame: a :class:`facecourse.flame.FLAME` (uses ``n_shape`` / ``n_exp`` components, zero pose).
-        n: number of meshes. seed: generator seed (same seed, same meshes).
+        n: number of meshes. seed: generator seed (same seed, same meshes, whatever ``batch_size``).
 
     Returns:
         ``(n, V, 3)`` float32 vertices in metres (CPU).
@@ -151,10 +151,8 @@ def sample_flame_meshes(flame, n: int, seed: int = 0, shape_std: float = 1.0, ex
 
 
 def _template(config: PretrainConfig) -> tuple[np.ndarray, np.ndarray, str, object]:
-    """Template ``(V, 3)``, faces, data source name and FLAME module (``None`` for CoMA) of a config.
-
-    Cheap: no meshes are sampled.
-    """
+    """Template ``(V, 3)`` float64 metres, faces ``(F, 3)``, data source name and FLAME module (``None`` for
+    CoMA) of a config. Cheap: no meshes are sampled."""
     from facecourse.datasets.coma import coma_available, coma_root, list_coma_files
     from facecourse.mesh import load_mesh
 
@@ -189,54 +187,34 @@ def pretraining_data(config: PretrainConfig, progress: bool = True) -> dict:
     return {"train": train, "test": test, "template": template, "faces": faces, "source": source}
 
 
-# ------------------------------------------------------------------------------------ checkpoints
+class MeshBatches(Dataset):
+    """Meshes ``(N, V, 3)`` as a map-style dataset that the ``DataLoader`` indexes a whole batch at a time.
 
-def checkpoint_path(config: PretrainConfig, topology: str) -> Path:
-    """``data_dir()/"checkpoints"/"mesh_autoencoder-<topology[:12]>-<config.key()>.pt"``."""
-    return data_dir() / "checkpoints" / f"mesh_autoencoder-{topology[:12]}-{config.key()}.pt"
+    ``dataset[i]`` is mesh ``i`` ``(V, 3)``; ``__getitems__(indices)`` (what the loader calls with a batch's
+    indices) returns the batch ``(B, V, 3)`` by one gather instead of ``B`` items to stack, which
+    :meth:`AutoencoderTask.collate` passes through.
+    """
 
+    def __init__(self, vertices: torch.Tensor) -> None:
+        self.vertices = vertices
+
+    def __len__(self) -> int:
+        return len(self.vertices)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.vertices[index]
+
+    def __getitems__(self, indices: list[int]) -> torch.Tensor:
+        return self.vertices[torch.as_tensor(indices)]
+
+
+# ------------------------------------------------------------------------------------------ model
 
 def build_autoencoder(template, faces, latent_dim: int = 8, filters=COMA_FILTERS, K: int = 6,
                       factors=(4, 4, 4, 4)) -> MeshAutoencoder:
-    """Hierarchy (cached) + :class:`MeshAutoencoder` for a template ``(V, 3)`` and faces ``(F, 3)``."""
+    """Hierarchy (cached) + :class:`MeshAutoencoder` for a template ``(V, 3)`` (metres) and faces ``(F, 3)``."""
     return MeshAutoencoder(build_hierarchy(template, faces, factors), latent_dim, filters, K)
 
-
-def save_autoencoder(path, model: MeshAutoencoder, **extra) -> Path:
-    """Write a self-contained checkpoint atomically (weights incl. normalisation, template, faces, config).
-
-    ``extra`` entries (epoch, optimizer state, history, metrics, pretrain config, ...) are stored beside.
-    """
-    state = {"format": CHECKPOINT_FORMAT, "config": model.config, "template": model.template.cpu(),
-             "faces": model.faces.cpu(), "model": {k: v.cpu() for k, v in model.state_dict().items()}, **extra}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    return Path(path)
-
-
-def load_autoencoder(path, map_location="cpu") -> tuple[MeshAutoencoder, dict]:
-    """Rebuild a :class:`MeshAutoencoder` from a checkpoint (``torch.load(weights_only=True)``).
-
-    Returns:
-        ``(model in eval mode, checkpoint dict)``.
-
-    Raises:
-        ValueError: not an autoencoder checkpoint, or its template's topology differs from the stored hash.
-    """
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a facecourse mesh autoencoder checkpoint ({CHECKPOINT_FORMAT})")
-    cfg = ckpt["config"]
-    faces = ckpt["faces"].numpy()
-    if topology_hash(faces, cfg["n_vertices"]) != cfg["topology"]:
-        raise ValueError(f"{path}: stored faces do not match the stored topology hash")
-    model = build_autoencoder(ckpt["template"].numpy(), faces, cfg["latent_dim"], cfg["filters"], cfg["K"],
-                              cfg["factors"])
-    model.load_state_dict(ckpt["model"])
-    return model.eval(), ckpt
-
-
-# ---------------------------------------------------------------------------------------- metrics
 
 @torch.no_grad()
 def reconstruction_errors(model: MeshAutoencoder, vertices: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
@@ -258,163 +236,235 @@ def error_summary(errors: torch.Tensor) -> dict[str, float]:
     return {"mean_mm": float(e.mean()), "median_mm": float(e.median()), "std_mm": float(e.std())}
 
 
-# --------------------------------------------------------------------------------------- training
+# ------------------------------------------------------------------------------------------- task
 
-def _optimizer(model, config: PretrainConfig):
-    if config.optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                              weight_decay=config.weight_decay)
-    else:
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    return opt, torch.optim.lr_scheduler.ExponentialLR(opt, gamma=config.lr_decay)
+class AutoencoderTask(Task):
+    """The pre-training as a :class:`~facecourse.train.Task`.
+
+    Args:
+        config: the run's :class:`PretrainConfig`.
+        data: :func:`pretraining_data` of ``config`` (default: made here).
+        progress: progress bar while reading CoMA (when ``data`` is made here).
+
+    Validation is :func:`error_summary` of the held-out meshes (``mean_mm``, ``median_mm``, ``std_mm``);
+    ``best.pt`` tracks ``mean_mm``. ``topology`` is the template's :func:`~facecourse.mesh.topology_hash`.
+    """
+
+    best_metric = "mean_mm"
+
+    def __init__(self, config: PretrainConfig, data: dict | None = None, progress: bool = True) -> None:
+        if not isinstance(config, PretrainConfig):
+            raise TypeError(f"AutoencoderTask needs a PretrainConfig, got {type(config).__name__}")
+        self.config = config
+        self.data = pretraining_data(config, progress) if data is None else data
+        n_vertices = len(self.data["template"])
+        for name in ("train", "test"):
+            x = self.data[name]
+            if x.ndim != 3 or x.shape[1:] != (n_vertices, 3) or len(x) == 0:
+                raise ValueError(f"{name} meshes must be (N>0, {n_vertices}, 3) like the template, got "
+                                 f"{tuple(x.shape)}")
+        self.topology = topology_hash(self.data["faces"], n_vertices)
+
+    def build_model(self) -> MeshAutoencoder:
+        c = self.config
+        return build_autoencoder(self.data["template"], self.data["faces"], c.latent_dim, c.filters, c.K, c.factors)
+
+    def train_dataset(self) -> MeshBatches:
+        return MeshBatches(self.data["train"])
+
+    def collate(self, samples: torch.Tensor) -> torch.Tensor:
+        """The batch ``(B, V, 3)`` as :meth:`MeshBatches.__getitems__` gathered it."""
+        return samples
+
+    def on_fresh_start(self, model: MeshAutoencoder, dataset: MeshBatches) -> None:
+        """Fit the per-vertex normaliser (mean, std) on the training meshes."""
+        model.normalizer.fit(dataset.vertices.to(model.normalizer.mean.device))
+
+    def loss(self, model: nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """COMA's L1 in normalised coordinates, :math:`\\mathrm{mean}|(\\hat X - X) / \\sigma|`, of ``(B, V, 3)``."""
+        std = unwrap_model(model).normalizer.std
+        return ((model(batch) - batch) / std).abs().mean(), {}
+
+    def validate(self, model: MeshAutoencoder) -> dict[str, float]:
+        return error_summary(reconstruction_errors(model, self.data["test"]))
+
+    def checkpoint_meta(self, model: MeshAutoencoder) -> dict[str, Any]:
+        """What :func:`load_autoencoder` rebuilds the network from: ``template`` ``(V, 3)`` float64, ``faces``
+        ``(F, 3)`` int64, the network ``config`` (``MeshAutoencoder.config``) and the data ``source``."""
+        return {"template": model.template.cpu(), "faces": model.faces.cpu(), "autoencoder": dict(model.config),
+                "source": self.data["source"]}
 
 
-def train_autoencoder(model: MeshAutoencoder, train: torch.Tensor, test: torch.Tensor, config: PretrainConfig,
-                      checkpoint: str | Path | None = None, resume: bool = True, progress: bool = True,
-                      device: torch.device | str | None = None) -> dict:
-    """Train ``model`` on ``train (N, V, 3)`` (metres) up to ``config.epochs`` epochs.
+# ---------------------------------------------------------------------------------- run directory
 
-    A fresh run fits the normaliser on ``train``; with ``checkpoint`` the state is saved atomically after
-    every epoch and, when ``resume`` and the file exists for the same ``config.key()``, training continues
-    from it (already finished: nothing is trained).
+def default_run_dir(config: PretrainConfig, topology: str) -> Path:
+    """``data_dir()/"runs"/"mesh_autoencoder-<topology[:12]>-<config.key()>"``: the run directory of ``config``
+    on the mesh topology ``topology`` (:func:`facecourse.mesh.topology_hash`)."""
+    return data_dir() / "runs" / f"{PretrainConfig.TASK}-{topology[:12]}-{config.key()}"
+
+
+def checkpoint_path(config: PretrainConfig, topology: str) -> Path:
+    """``default_run_dir(config, topology)/"last.pt"``: the checkpoint :func:`load_pretrained_autoencoder` loads."""
+    return default_run_dir(config, topology) / LAST
+
+
+def load_autoencoder(path: str | Path, map_location: Any = "cpu") -> tuple[MeshAutoencoder, Checkpoint]:
+    """Rebuild a :class:`MeshAutoencoder` from a pre-training checkpoint (``last.pt`` or ``best.pt`` of a run).
+
+    :func:`load_pretrained_autoencoder` uses ``last.pt``, the model after the last epoch: ``best.pt`` is
+    selected on the held-out split the errors are reported on.
 
     Returns:
-        ``{"epoch", "history": [{"epoch", "loss", "test_mean_mm"}, ...], "test": error_summary(...)}``.
+        ``(model in eval mode, the checkpoint)``; :func:`training_report` summarises the checkpoint.
+
+    Raises:
+        CheckpointError: missing, unsafe, of another format (e.g. the old ``facecourse-mesh-autoencoder-v1``
+            files) or task -- rebuild it with ``facecourse pretrain-encoder`` -- or its faces do not have the
+            topology it was trained on.
     """
-    from facecourse.settings import device as default_device
+    checkpoint = load_checkpoint(path, task=PretrainConfig.TASK, map_location=map_location, rebuild_hint=REBUILD_HINT)
+    meta = checkpoint.meta
+    missing = [k for k in ("template", "faces", "autoencoder") if k not in meta]
+    if missing:
+        raise CheckpointError(f"{path} lacks {missing} in its meta; rebuild it with {REBUILD_HINT}")
+    template, faces, net = meta["template"].numpy(), meta["faces"].numpy(), meta["autoencoder"]
+    verify_topology(checkpoint, topology_hash(faces, len(template)), str(path))
+    model = build_autoencoder(template, faces, net["latent_dim"], net["filters"], net["K"], net["factors"])
+    model.load_state_dict(checkpoint.model)
+    return model.eval(), checkpoint
 
-    dev = torch.device(device) if device is not None else default_device()
-    n_vertices = model.normalizer.mean.shape[0]
-    for name, x in (("train", train), ("test", test)):
-        if x.ndim != 3 or x.shape[1:] != (n_vertices, 3) or len(x) == 0:
-            raise ValueError(f"{name} meshes must be (N>0, {n_vertices}, 3), got {tuple(x.shape)}")
-    torch.manual_seed(config.seed)
-    model.to(dev)
-    opt, sched = _optimizer(model, config)
-    start, history = 0, []
-    if checkpoint is not None and resume and Path(checkpoint).is_file():
-        ckpt = torch.load(checkpoint, map_location=dev, weights_only=True)
-        if ckpt.get("pretrain_key") != config.key():
-            raise ValueError(f"checkpoint {checkpoint} was trained with another configuration; "
-                             "pass resume=False or another path")
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        start, history = int(ckpt["epoch"]), list(ckpt["history"])
-    else:
-        model.normalizer.fit(train.to(dev))
-    std = model.normalizer.std
-    summary = None  # held-out errors of the latest epoch
-    bar = tqdm(range(start, config.epochs), desc="pretrain autoencoder", disable=not progress,
-               initial=start, total=config.epochs)
-    for epoch in bar:
-        model.train()
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.seed + epoch))
-        total, count = 0.0, 0
-        for i in range(0, len(train), config.batch_size):
-            x = train[order[i:i + config.batch_size]].to(dev)
-            loss = ((model(x) - x) / std).abs().mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total, count = total + loss.item() * len(x), count + len(x)
-        sched.step()
-        summary = error_summary(reconstruction_errors(model, test))
-        history.append({"epoch": epoch + 1, "loss": total / count, "test_mean_mm": summary["mean_mm"]})
-        bar.set_postfix(loss=f"{total / count:.4f}", test_mm=f"{summary['mean_mm']:.3f}")
-        if checkpoint is not None:  # the last epoch's checkpoint also carries the final metrics
-            last = {"metrics": summary} if epoch + 1 == config.epochs else {}
-            save_autoencoder(checkpoint, model, epoch=epoch + 1, pretrain=config.to_dict(),
-                             pretrain_key=config.key(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                             history=history, **last)
-    if summary is None:  # nothing left to train: evaluate the resumed model and record it
-        summary = error_summary(reconstruction_errors(model, test))
-        if checkpoint is not None:
-            ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-            ckpt["metrics"] = summary
-            with atomic_path(checkpoint) as tmp:
-                torch.save(ckpt, tmp)
-    model.eval()
-    return {"epoch": max(start, config.epochs), "history": history, "test": summary}
 
+def _report(epoch: int, history: list[dict], last_metrics: dict, source: str | None) -> dict[str, Any]:
+    """:func:`training_report`'s dict from the engine's epoch ``history`` and latest validation metrics."""
+    return {"epoch": epoch, "test": dict(last_metrics), "source": source,
+            "history": [{"epoch": h["epoch"], "loss": h["train"]["loss"], "test_mean_mm": h["val"].get("mean_mm")}
+                        for h in history]}
+
+
+def training_report(checkpoint: Checkpoint) -> dict[str, Any]:
+    """A pre-training checkpoint's summary (what ``facecourse.viz.nn.plot_training_history`` plots).
+
+    Returns:
+        ``{"epoch": finished epochs, "history": [{"epoch", "loss" (mean normalised L1 of the epoch),
+        "test_mean_mm" (held-out mean error, mm; None when not validated)}, ...], "test": the latest held-out
+        error_summary (mm), "source": "synthetic" | "coma"}``.
+    """
+    own = checkpoint.meta[FIT_META_KEY]
+    return _report(checkpoint.epoch, own["history"], own["last_metrics"], checkpoint.meta.get("source"))
+
+
+# -------------------------------------------------------------------------------------- training
 
 def pretrain_encoder(config: PretrainConfig | None = None, resume: bool = True, progress: bool = True,
-                     device: torch.device | str | None = None, checkpoint: str | Path | None = None
-                     ) -> tuple[MeshAutoencoder, dict]:
-    """Train (or resume) the mesh autoencoder of ``config`` (default: the preset of the current mode).
+                     device: torch.device | str | None = None, run_dir: str | Path | None = None
+                     ) -> tuple[MeshAutoencoder, dict[str, Any]]:
+    """Train (or resume) the mesh autoencoder of ``config`` with :func:`facecourse.train.fit`.
 
     Args:
         config: :class:`PretrainConfig`; ``None`` -> ``PretrainConfig.for_mode()``.
-        resume: continue from the checkpoint when it exists.
-        checkpoint: where to save; default :func:`checkpoint_path` under ``data_dir()/"checkpoints"``.
+        resume: continue from ``last.pt`` of the run directory when it exists (a finished run trains nothing).
+        progress: progress bar.
+        device: where to train (default :func:`facecourse.settings.device`).
+        run_dir: the run directory; default :func:`default_run_dir` under ``data_dir()/"runs"``.
 
     Returns:
-        ``(model in eval mode, report)``; ``report`` = :func:`train_autoencoder`'s dict plus ``"checkpoint"``
-        and ``"source"``.
+        ``(model in eval mode on the training device, report)``; ``report`` = :func:`training_report` plus
+        ``"run_dir"`` and ``"checkpoint"`` (its ``last.pt``), as strings.
+
+    Raises:
+        CheckpointError: ``last.pt`` there is not a usable checkpoint of this run (rebuild hint in the message).
     """
     config = PretrainConfig.for_mode() if config is None else config
-    data = pretraining_data(config, progress)
-    torch.manual_seed(config.seed)
-    model = build_autoencoder(data["template"], data["faces"], config.latent_dim, config.filters, config.K,
-                              config.factors)
-    path = Path(checkpoint) if checkpoint is not None else checkpoint_path(config, model.config["topology"])
-    report = train_autoencoder(model, data["train"], data["test"], config, path, resume, progress, device)
-    return model, {**report, "checkpoint": str(path), "source": data["source"]}
+    task = AutoencoderTask(config, progress=progress)
+    directory = Path(run_dir) if run_dir is not None else default_run_dir(config, task.topology)
+    if resume and (directory / LAST).is_file():  # refuse an old-format file with the command that rebuilds it
+        load_checkpoint(directory / LAST, task=PretrainConfig.TASK, rebuild_hint=REBUILD_HINT)
+    result = fit(task, directory, resume=resume, progress=progress, device=device)
+    report = _report(result.epoch, result.history, result.last_metrics, task.data["source"])
+    if not (result.history and result.history[-1]["val"]):  # the last epoch was not validated (val_every > 1)
+        report["test"] = error_summary(reconstruction_errors(result.model, task.data["test"]))
+    return result.model, {**report, "run_dir": str(directory), "checkpoint": str(result.last_path)}
 
 
 def load_pretrained_autoencoder(config: PretrainConfig | None = None, train_if_missing: bool = True,
                                 progress: bool = True, device: torch.device | str | None = None
                                 ) -> MeshAutoencoder:
-    """Train-or-load: the autoencoder of ``config`` (default ``PretrainConfig.for_mode()``) from its checkpoint.
+    """Train-or-load: the autoencoder of ``config`` (default ``PretrainConfig.for_mode()``), in eval mode.
 
-    Loads ``checkpoint_path(config, topology)`` when it holds ``config.epochs`` finished epochs (no data is
-    generated then); otherwise trains/resumes with :func:`pretrain_encoder` (unless ``train_if_missing`` is
-    false: ``FileNotFoundError``). The 3D-ID loss uses ``model.encoder`` (frozen or not) on FLAME vertices.
+    Loads :func:`checkpoint_path` when its run finished ``config.epochs`` epochs (no data is generated then);
+    otherwise trains/resumes with :func:`pretrain_encoder` (unless ``train_if_missing`` is false:
+    ``FileNotFoundError``). The 3D-ID loss uses ``model.encoder`` (frozen or not) on FLAME vertices.
+
+    Args:
+        device: where the returned model is (and trains); default: CPU when loaded, the training device
+            (:func:`facecourse.settings.device`) when trained.
+
+    Raises:
+        CheckpointError: a file at :func:`checkpoint_path` that is not a usable checkpoint (e.g. the old
+            format): rebuild it with ``facecourse pretrain-encoder``.
+        FileNotFoundError: no finished run and ``train_if_missing`` is false.
     """
     config = PretrainConfig.for_mode() if config is None else config
     template, faces, _, _ = _template(config)
     path = checkpoint_path(config, topology_hash(faces, len(template)))
     if path.is_file():
-        model, ckpt = load_autoencoder(path)
-        if ckpt.get("pretrain_key") == config.key() and int(ckpt.get("epoch", 0)) >= config.epochs:
+        model, checkpoint = load_autoencoder(path)
+        if checkpoint.config_key == config.key() and checkpoint.epoch >= config.epochs:
             return model.to(device) if device is not None else model
     if not train_if_missing:
-        raise FileNotFoundError(f"no finished checkpoint at {path}; run `facecourse pretrain-encoder`")
+        raise FileNotFoundError(f"no finished run at {path} ({config.epochs} epochs of config {config.key()}); "
+                                f"run `{REBUILD_HINT}`")
     return pretrain_encoder(config, resume=True, progress=progress, device=device)[0]
 
 
 # -------------------------------------------------------------------------------------------- CLI
 
+_CLI_FIELDS = ("model", "data", "epochs", "n_train", "n_test", "batch_size", "latent_dim", "optimizer", "lr", "seed")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``facecourse pretrain-encoder`` (defaults: the preset of ``--mode``)."""
+    """Options of ``facecourse pretrain-encoder`` (defaults: the preset of ``--mode``, or ``--config``)."""
     parser.add_argument("--mode", choices=("ci", "full"), default=None,
                         help="preset (default: FACECOURSE_MODE, else full = COMA's settings)")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="a YAML config (e.g. configs/mesh_autoencoder/full.yaml) instead of the --mode preset")
     parser.add_argument("--model", help="FLAME model: small | full | path to generic_model.pkl")
     parser.add_argument("--data", choices=DATA_SOURCES, help="training meshes (auto: CoMA when present)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--n-train", type=int, dest="n_train")
     parser.add_argument("--n-test", type=int, dest="n_test")
-    parser.add_argument("--batch-size", type=int, dest="batch_size")
+    parser.add_argument("--batch-size", type=int, dest="batch_size", help="global batch (summed over GPUs)")
     parser.add_argument("--latent-dim", type=int, dest="latent_dim")
-    parser.add_argument("--optimizer", choices=("sgd", "adam"))
+    parser.add_argument("--optimizer", choices=OPTIMIZERS)
     parser.add_argument("--lr", type=float)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--device", help="torch device (default: FACECOURSE_DEVICE, CUDA if available)")
-    parser.add_argument("--checkpoint", help="checkpoint file (default under <data>/checkpoints)")
-    parser.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    parser.add_argument("--run-dir", type=Path, dest="run_dir",
+                        help="run directory (default <data>/runs/mesh_autoencoder-<topology>-<config key>)")
+    parser.add_argument("--no-resume", action="store_true", help="start over even if the run has a checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``facecourse pretrain-encoder``; prints the held-out error in mm and the checkpoint path."""
-    fields = ("model", "data", "epochs", "n_train", "n_test", "batch_size", "latent_dim", "optimizer", "lr", "seed")
-    overrides = {k: getattr(args, k) for k in fields if getattr(args, k, None) is not None}
-    config = PretrainConfig.for_mode(args.mode, **overrides)
+    """Run ``facecourse pretrain-encoder`` (also under torchrun); rank 0 prints the held-out error in mm and
+    the run directory."""
+    if args.config is not None and args.mode is not None:
+        raise SystemExit("pretrain-encoder: give --config or --mode, not both")
+    overrides = {k: getattr(args, k) for k in _CLI_FIELDS if getattr(args, k, None) is not None}
+    try:
+        base = PretrainConfig.load_yaml(args.config) if args.config is not None else PretrainConfig.for_mode(args.mode)
+        config = dataclasses.replace(base, **overrides)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"pretrain-encoder: {error}") from None
     _, report = pretrain_encoder(config, resume=not args.no_resume, progress=not args.no_progress,
-                                 device=args.device, checkpoint=args.checkpoint)
-    t = report["test"]
-    print(f"data: {report['source']}; epochs: {report['epoch']}; held-out error: mean {t['mean_mm']:.3f} mm, "
-          f"median {t['median_mm']:.3f} mm, std {t['std_mm']:.3f} mm")
-    print(f"checkpoint: {report['checkpoint']}")
-    print("load it with: facecourse.nn.load_autoencoder(path) or facecourse.nn.load_pretrained_autoencoder(config)")
+                                 device=args.device, run_dir=args.run_dir)
+    if is_main():
+        t = report["test"]
+        print(f"data: {report['source']}; epochs: {report['epoch']}; held-out error: mean {t['mean_mm']:.3f} mm, "
+              f"median {t['median_mm']:.3f} mm, std {t['std_mm']:.3f} mm")
+        print(f"run directory: {report['run_dir']}")
+        print(f"checkpoint: {report['checkpoint']}")
+        print("load it with: facecourse.train.encoder.load_autoencoder(path) or "
+              "facecourse.train.encoder.load_pretrained_autoencoder(config)")
+    shutdown()
     return 0

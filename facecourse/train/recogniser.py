@@ -1,122 +1,252 @@
 """The offline default face recogniser: a :class:`~facecourse.nn.backbones.SmallFaceEmbedder` trained on
-synthetic identities, train-or-load with a cached checkpoint (what the identity loss uses without licensed
-weights)."""
+synthetic identities with the training engine, train-or-load (what the identity loss uses without licensed
+weights).
+
+The synthetic world knows who is in each picture: its identity code :math:`z` (FLAME shape and albedo
+coefficients, standard-normal units). The network regresses it from images rendered with random pose,
+expression, lighting, background and crop (:func:`facecourse.datasets.synthetic_images.render_identity_views`),
+:math:`\\min \\lVert f(I) - z \\rVert^2`, so that the embedding varies with identity and is invariant to
+everything else; being a regression it generalises to people it has never seen (two random people have nearly
+orthogonal codes, cosine :math:`\\approx 0`). Accuracy is measured on held-out identities (several views each).
+
+The code keeps ``code_shape`` leading shape coefficients and the last ``code_albedo`` albedo coefficients. In
+CI (48 px) the shape differences between synthetic people are below a pixel and cannot be regressed (negative
+held-out R^2), so the CI recogniser encodes the appearance part of identity only (``code_shape = 0``;
+regressing unpredictable shape coefficients as well drops the held-out accuracy from about 0.8 to 0.6); real
+recognisers (ArcFace, VGGFace2) on real photos see both. Full mode uses the same recipe with more people, a
+larger image and more steps.
+
+Runs go to :func:`default_run_dir` = ``data_dir()/"runs"/"face_recogniser-<model sha256[:12]>-<config.key()>"``:
+the FLAME model file the identities are rendered from is part of the cache key through its SHA-256.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from torch import nn
+from torch.utils.data import Dataset
 
-from facecourse.data.atomic import atomic_path
 from facecourse.data.download import sha256_file
 from facecourse.data.paths import data_dir
 from facecourse.datasets.synthetic_images import render_identity_views
 from facecourse.flame import default_model_path
 from facecourse.losses.identity import FaceRecogniser, unit_preprocess, verification_accuracy
 from facecourse.nn.backbones import SmallFaceEmbedder
-from facecourse.settings import device as default_device
-from facecourse.settings import mode as current_mode
+from facecourse.train.checkpoint import CheckpointError, load_checkpoint
+from facecourse.train.config import TrainConfig, register_config
+from facecourse.train.loop import FIT_META_KEY, LAST, Task, fit
+
+HELD_OUT_IDENTITIES, HELD_OUT_VIEWS = 24, 4
+"""The held-out verification set: this many unseen people, this many views each (seed ``seed + 1``)."""
+
+BRIGHTNESS = (0.85, 1.15)
+"""Range of the per-image brightness factor drawn in every training step (augmentation)."""
 
 
-def _config(mode: str) -> dict:
-    """Training configuration of the offline recogniser (bump ``data_version`` when the renderer changes)."""
-    if mode == "ci":
-        return dict(data_version=2, n_identities=2000, views=1, size=48, steps=400, batch=64, width=16,
-                    code_shape=0, code_albedo=6, seed=0, lr=3e-3)
-    return dict(data_version=2, n_identities=6000, views=1, size=64, steps=1500, batch=64, width=24,
-                code_shape=0, code_albedo=6, seed=0, lr=3e-3)
+def _rebuild_hint(path: Path) -> str:
+    return f"facecourse.train.recogniser.synthetic_recogniser() after deleting {path}"
 
 
-def synthetic_checkpoint_path(config: dict) -> Path:
-    """``data_dir()/"checkpoints"/"identity_synthetic_<hash>.pt"`` for a training configuration."""
-    digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
-    return data_dir() / "checkpoints" / f"identity_synthetic_{digest}.pt"
+@register_config
+@dataclass
+class RecogniserConfig(TrainConfig):
+    """The synthetic-identity recogniser's training run; presets ``configs/face_recogniser/``.
 
+    Attributes:
+        data_version: bump when the renderer changes (the rendered training set is part of the result).
+        n_identities, views: rendered training people and images of each (``n_identities * views`` images).
+        size: image side in pixels (the recogniser's input size).
+        width: :class:`SmallFaceEmbedder` width.
+        code_shape, code_albedo: leading FLAME shape / trailing albedo coefficients the embedding regresses.
 
-def train_synthetic_embedder(config: dict, progress: bool = True, device=None) -> tuple[SmallFaceEmbedder, dict]:
-    """Train :class:`SmallFaceEmbedder` to recognise synthetic identities (FLAME shape + albedo).
-
-    The synthetic world knows who is in each picture: its identity code :math:`z` (FLAME shape and
-    albedo coefficients, standard-normal units). The network regresses it from images rendered with random
-    pose, expression, lighting, background and crop
-    (:func:`facecourse.datasets.synthetic_images.render_identity_views`), :math:`\\min \\lVert f(I) - z \\rVert^2`,
-    so that the embedding varies with identity and is invariant to everything else; being a regression
-    it generalises to people it has never seen (two random people have nearly orthogonal codes, cosine
-    :math:`\\approx 0`). Accuracy is measured on held-out identities (several views each).
-
-    The code keeps ``config["code_shape"]`` leading shape coefficients and the last ``config["code_albedo"]``
-    albedo coefficients. In CI (48 px) the shape differences between synthetic people are below a pixel
-    and cannot be regressed (negative held-out R^2), so the CI recogniser encodes the appearance part of
-    identity only (``code_shape = 0``; regressing unpredictable shape coefficients as well drops the held-out
-    accuracy from about 0.8 to 0.6); real recognisers (ArcFace, VGGFace2) on real photos see both. Full mode
-    uses the same recipe with more people, a larger image and more steps.
-
-    Returns:
-        the trained network (eval mode) and a metrics dict (final training loss, held-out verification
-        accuracy on unseen identities).
+    Training: Adam (lr 3e-3, decayed per epoch by ``lr_decay``), batch 64; the CI preset's 13 epochs over
+    2000 images are 416 steps (the former private loop ran 400), full mode's 16 epochs over 6000 images 1504.
     """
-    dev = torch.device(device) if device is not None else default_device()
-    gen = torch.Generator().manual_seed(config["seed"])
-    x_train, _, z_train = render_identity_views(config["n_identities"], config["views"], config["size"],
-                                                seed=config["seed"])
-    x_train = (x_train * 255).round().to(torch.uint8)  # 4x less memory; decoded per batch
-    x_held, y_held, _ = render_identity_views(24, 4, config["size"], seed=config["seed"] + 1)
-    z_train = z_train[:, list(range(config["code_shape"])) + list(range(z_train.shape[1] - config["code_albedo"],
-                                                                          z_train.shape[1]))]
-    net = SmallFaceEmbedder(z_train.shape[1], config["width"]).to(dev)
-    opt = torch.optim.Adam(net.parameters(), lr=config["lr"])
-    n = len(x_train)
-    steps = config["steps"]
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config["lr"], total_steps=steps)
-    net.train()
-    bar = tqdm(range(steps), desc="identity embedder", disable=not progress)
-    loss = torch.tensor(0.0)
-    for _ in bar:
-        idx = torch.randint(n, (config["batch"],), generator=gen)
-        x = x_train[idx].float() / 255 * (0.85 + 0.3 * torch.rand(len(idx), 1, 1, 1, generator=gen))  # brightness
-        loss = F.mse_loss(net(unit_preprocess(x.clamp(0, 1).to(dev))), z_train[idx].to(dev))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-    net = net.cpu().eval()
-    rec = FaceRecogniser(net, config["size"], "unit", name="synthetic")
-    metrics = {"train_loss": loss.item(), "heldout_verification_accuracy": verification_accuracy(rec, x_held, y_held)}
-    return net, metrics
+
+    TASK: ClassVar[str] = "face_recogniser"
+    PRESETS: ClassVar[dict[str, dict]] = {
+        "ci": {"n_identities": 2000, "size": 48, "width": 16, "epochs": 13, "lr_decay": 0.8},
+        "full": {"n_identities": 6000, "size": 64, "width": 24, "epochs": 16, "lr_decay": 0.82},
+    }
+
+    data_version: int = 2
+    n_identities: int = 6000
+    views: int = 1
+    size: int = 64
+    width: int = 24
+    code_shape: int = 0
+    code_albedo: int = 6
+    epochs: int = 16
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 3e-3
+    lr_decay: float = 0.82
+
+    def __post_init__(self) -> None:
+        """Check the base fields, then the recogniser's (ValueError naming the field)."""
+        super().__post_init__()
+        for name, low in (("data_version", 1), ("n_identities", 2), ("views", 1), ("size", 16), ("width", 1),
+                          ("code_shape", 0), ("code_albedo", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if self.code_shape + self.code_albedo < 1:
+            raise ValueError(f"code_shape + code_albedo must be >= 1, got {self.code_shape} + {self.code_albedo}")
+
+
+class IdentityImages(Dataset):
+    """The rendered training set held in memory: images ``(N, 3, S, S)`` uint8 (4x less memory than float) and
+    identity codes ``(N, D)`` float32; the loader gathers a batch at a time (``__getitems__``)."""
+
+    def __init__(self, images: torch.Tensor, codes: torch.Tensor) -> None:
+        if images.dtype != torch.uint8 or images.ndim != 4 or len(images) != len(codes):
+            raise ValueError(f"images must be (N, 3, S, S) uint8 with one code each, got {images.dtype} "
+                             f"{tuple(images.shape)} and codes {tuple(codes.shape)}")
+        self.images, self.codes = images, codes
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[index], self.codes[index]
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.as_tensor(indices)
+        return self.images[index], self.codes[index]
+
+
+class RecogniserTask(Task):
+    """Training of :class:`SmallFaceEmbedder` on rendered synthetic identities (:func:`fit`'s task).
+
+    The training set is rendered once (on the first :meth:`train_dataset`) and kept as uint8; the held-out set
+    (:data:`HELD_OUT_IDENTITIES` people x :data:`HELD_OUT_VIEWS` views) once on the first :meth:`validate`.
+    ``best.pt`` tracks ``verification_error`` = 1 - held-out verification accuracy (lower is better).
+    """
+
+    best_metric = "verification_error"
+
+    def __init__(self, config: RecogniserConfig) -> None:
+        if not isinstance(config, RecogniserConfig):
+            raise TypeError(f"RecogniserTask needs a RecogniserConfig, got {type(config).__name__}")
+        self.config = config
+        self._train: IdentityImages | None = None
+        self._held: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def code_dim(self) -> int:
+        return self.config.code_shape + self.config.code_albedo
+
+    def build_model(self) -> SmallFaceEmbedder:
+        return SmallFaceEmbedder(self.code_dim, self.config.width)
+
+    def train_dataset(self) -> IdentityImages:
+        if self._train is None:
+            c = self.config
+            images, _, codes = render_identity_views(c.n_identities, c.views, c.size, seed=c.seed)
+            keep = list(range(c.code_shape)) + list(range(codes.shape[1] - c.code_albedo, codes.shape[1]))
+            self._train = IdentityImages((images * 255).round().to(torch.uint8), codes[:, keep].float())
+        return self._train
+
+    def collate(self, samples: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch ``(images (B, 3, S, S) uint8, codes (B, D))`` as :meth:`IdentityImages.__getitems__` made it."""
+        return samples
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """MSE between the embedding of brightness-jittered images and their identity codes.
+
+        The brightness factor per image is uniform in :data:`BRIGHTNESS`, drawn from the global torch RNG
+        (which the engine checkpoints, so a resumed run draws the same factors)."""
+        images, codes = batch
+        low, high = BRIGHTNESS
+        factor = low + (high - low) * torch.rand(len(images), 1, 1, 1, device=images.device)
+        x = (images.float() / 255 * factor).clamp(0, 1)
+        return F.mse_loss(model(unit_preprocess(x)), codes), {}
+
+    def held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The held-out verification set: images ``(N, 3, S, S)`` in [0, 1] and identity labels ``(N,)``."""
+        if self._held is None:
+            images, labels, _ = render_identity_views(HELD_OUT_IDENTITIES, HELD_OUT_VIEWS, self.config.size,
+                                                      seed=self.config.seed + 1)
+            self._held = images, labels
+        return self._held
+
+    def validate(self, model: SmallFaceEmbedder) -> dict[str, float]:
+        """``verification_accuracy`` (best-threshold accuracy of same-person decisions, 0.5 = chance) on the
+        held-out people, and ``verification_error`` = 1 - accuracy."""
+        images, labels = self.held_out()
+        device = next(model.parameters()).device
+
+        def embed(x: torch.Tensor) -> torch.Tensor:  # FaceRecogniser's forward, without freezing the network
+            return F.normalize(model(unit_preprocess(x)), dim=-1)
+
+        accuracy = verification_accuracy(embed, images.to(device), labels.to(device))
+        return {"verification_accuracy": accuracy, "verification_error": 1.0 - accuracy}
+
+    def checkpoint_meta(self, model: nn.Module) -> dict[str, Any]:
+        """The embedding size (``code_dim``), which the loader rebuilds the network with."""
+        return {"code_dim": self.code_dim}
+
+
+def recogniser(net: SmallFaceEmbedder, config: RecogniserConfig) -> FaceRecogniser:
+    """``net`` as the frozen :class:`FaceRecogniser` (input ``config.size``, ``"unit"`` preprocessing)."""
+    return FaceRecogniser(net, config.size, "unit", name="synthetic")
+
+
+def default_run_dir(config: RecogniserConfig, model_sha256: str) -> Path:
+    """``data_dir()/"runs"/"face_recogniser-<model_sha256[:12]>-<config.key()>"``, ``model_sha256`` being the
+    SHA-256 of the FLAME model file the identities are rendered from."""
+    return data_dir() / "runs" / f"{RecogniserConfig.TASK}-{model_sha256[:12]}-{config.key()}"
 
 
 def synthetic_recogniser(mode: str | None = None, train_if_missing: bool = True, progress: bool = True,
                          ) -> FaceRecogniser:
-    """The offline default recogniser: train-or-load the synthetic-identity embedder.
+    """The offline default recogniser: train-or-load the synthetic-identity embedder of ``mode``'s preset.
 
-    The checkpoint (``torch.save`` of ``{"state_dict", "config", "metrics"}``, loaded with
-    ``weights_only=True``) lives at :func:`synthetic_checkpoint_path`; training takes well under a
-    minute on a CPU in CI mode.
+    Loads ``last.pt`` of :func:`default_run_dir` (the model after the last epoch) when its run finished;
+    otherwise trains or resumes it with :func:`facecourse.train.fit` on :func:`facecourse.settings.device`
+    (well under a minute on a CPU in CI mode).
 
     Args:
         mode: ``"ci"`` or ``"full"`` (default :func:`facecourse.settings.mode`).
-        train_if_missing: train when no checkpoint exists (else raise ``FileNotFoundError``).
+        train_if_missing: train when no finished run exists (else raise ``FileNotFoundError``).
+        progress: progress bar while training.
+
+    Returns:
+        the frozen :class:`FaceRecogniser` (CPU) with ``.metrics``: ``heldout_verification_accuracy`` (of the
+        returned network, on unseen people; 0.5 = chance) and ``train_loss`` (mean MSE of the last epoch).
+
+    Raises:
+        CheckpointError: a file at the run's ``last.pt`` that is not a usable checkpoint (e.g. the old format).
+        FileNotFoundError: no finished run and ``train_if_missing`` is false.
     """
-    config = _config(mode or current_mode())
-    model = default_model_path("small")  # the heads it learns from: part of the cache key
-    path = synthetic_checkpoint_path({**config, "model": str(model), "model_sha256": sha256_file(model)})
+    config = RecogniserConfig.for_mode(mode)
+    run_dir = default_run_dir(config, sha256_file(default_model_path("small")))  # the heads it learns from
+    path = run_dir / LAST
+    finished = False
     if path.is_file():
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        net = SmallFaceEmbedder(ckpt["state_dict"]["head.weight"].shape[0], config["width"])
-        net.load_state_dict(ckpt["state_dict"])
-        metrics = ckpt.get("metrics", {})
+        checkpoint = load_checkpoint(path, task=RecogniserConfig.TASK, rebuild_hint=_rebuild_hint(path))
+        if checkpoint.meta.get("code_dim") != config.code_shape + config.code_albedo:
+            raise CheckpointError(f"{path} holds a {checkpoint.meta.get('code_dim')}-dimensional embedding, "
+                                  f"config {config.key()} needs {config.code_shape + config.code_albedo}; "
+                                  f"rebuild it with {_rebuild_hint(path)}")
+        finished = checkpoint.config_key == config.key() and checkpoint.epoch >= config.epochs
+    if finished:
+        net = SmallFaceEmbedder(checkpoint.meta["code_dim"], config.width)
+        net.load_state_dict(checkpoint.model)
+        own = checkpoint.meta[FIT_META_KEY]
+        history, last_metrics = own["history"], own["last_metrics"]
     elif train_if_missing:
-        net, metrics = train_synthetic_embedder(config, progress=progress)
-        with atomic_path(path) as tmp:
-            torch.save({"state_dict": net.state_dict(), "config": config, "metrics": metrics}, tmp)
+        result = fit(RecogniserTask(config), run_dir, progress=progress)
+        net, history, last_metrics = result.model, result.history, result.last_metrics
     else:
-        raise FileNotFoundError(f"no synthetic recogniser checkpoint at {path}")
-    rec = FaceRecogniser(net, config["size"], "unit", name="synthetic")
-    rec.metrics = metrics
+        raise FileNotFoundError(f"no finished synthetic recogniser run at {run_dir} (config {config.key()})")
+    rec = recogniser(net.cpu().eval(), config)
+    rec.metrics = {"heldout_verification_accuracy": last_metrics["verification_accuracy"],
+                   "train_loss": history[-1]["train"]["loss"]}
     return rec
