@@ -131,3 +131,18 @@ def make_zip(members: dict[str, bytes]) -> bytes:
         for name, data in members.items():
             archive.writestr(name, data)
     return buffer.getvalue()
+
+
+def deformed_spheres(n: int, seed: int = 0, subdivisions: int = 3):
+    """A 10 cm sphere (head-sized, metres) and ``n`` smooth random deformations of it (~1 cm): random linear maps
+    of the position plus a random bump along the normal. Returns ``(template (V, 3), faces (F, 3), (n, V, 3))``."""
+    import torch
+
+    m = trimesh.creation.icosphere(subdivisions, radius=0.1)
+    v = torch.as_tensor(m.vertices, dtype=torch.float32)
+    g = torch.Generator().manual_seed(seed)
+    coeff = torch.randn(n, 3, 3, generator=g) * 0.05
+    bump = torch.randn(n, 1, 3, generator=g)
+    normals = v / v.norm(dim=1, keepdim=True)
+    x = v + v @ coeff + 0.01 * torch.tanh((normals * bump).sum(-1, keepdim=True) * 2) * normals
+    return m.vertices, m.faces, x

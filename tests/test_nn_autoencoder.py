@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-import trimesh
+from helpers import deformed_spheres
 
 from facecourse.nn import sparse_vertex_map
 from facecourse.train.encoder import build_autoencoder
@@ -17,21 +17,8 @@ def _data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("FACECOURSE_DATA", str(tmp_path / "data"))
 
 
-def small_meshes(n: int, seed: int = 0, subdivisions: int = 3):
-    """A 10 cm sphere (head-sized, metres) and ``n`` smooth random deformations of it (~1 cm)."""
-    m = trimesh.creation.icosphere(subdivisions, radius=0.1)
-    v = torch.as_tensor(m.vertices, dtype=torch.float32)
-    g = torch.Generator().manual_seed(seed)
-    coeff = torch.randn(n, 3, 3, generator=g) * 0.05
-    # smooth deformations: random linear maps of the position plus a random bump along the normal
-    bump = torch.randn(n, 1, 3, generator=g)
-    normals = v / v.norm(dim=1, keepdim=True)
-    x = v + v @ coeff + 0.01 * torch.tanh((normals * bump).sum(-1, keepdim=True) * 2) * normals
-    return m.vertices, m.faces, x
-
-
 def test_shapes_and_features():
-    template, faces, x = small_meshes(3)
+    template, faces, x = deformed_spheres(3)
     model = build_autoencoder(template, faces, latent_dim=5, filters=(8, 16), K=3, factors=(4, 4))
     z, feats = model.encoder(x, return_features=True)
     sizes = [len(template), -(-len(template) // 4), -(-(-(-len(template) // 4)) // 4)]
@@ -43,7 +30,7 @@ def test_shapes_and_features():
 
 
 def test_encoder_batch_consistency():
-    template, faces, x = small_meshes(4)
+    template, faces, x = deformed_spheres(4)
     model = build_autoencoder(template, faces, latent_dim=4, filters=(8, 8), K=4, factors=(4, 4))
     z = model.encoder(x)
     for b in range(4):
@@ -51,7 +38,7 @@ def test_encoder_batch_consistency():
 
 
 def test_normalizer_is_applied():
-    template, faces, x = small_meshes(6)
+    template, faces, x = deformed_spheres(6)
     model = build_autoencoder(template, faces, latent_dim=4, filters=(4, 4), K=2, factors=(4, 4))
     model.normalizer.fit(x)
     torch.testing.assert_close(model.normalizer.normalize(x).mean(0), torch.zeros_like(x[0]), atol=1e-5, rtol=0)

@@ -10,6 +10,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 import trimesh
+from helpers import deformed_spheres
 
 from facecourse.cli import main
 from facecourse.flame import FLAME
@@ -58,14 +59,8 @@ def small_config(model, **kw):
 
 def sphere_data(n: int, seed: int = 0, subdivisions: int = 2) -> dict:
     """:func:`pretraining_data`'s dict for ``n`` smooth random deformations (~1 cm) of a 10 cm sphere (metres)."""
-    m = trimesh.creation.icosphere(subdivisions, radius=0.1)
-    v = torch.as_tensor(m.vertices, dtype=torch.float32)
-    g = torch.Generator().manual_seed(seed)
-    coeff = torch.randn(n, 3, 3, generator=g) * 0.05
-    bump = torch.randn(n, 1, 3, generator=g)
-    normals = v / v.norm(dim=1, keepdim=True)
-    x = v + v @ coeff + 0.01 * torch.tanh((normals * bump).sum(-1, keepdim=True) * 2) * normals
-    return {"train": x, "test": x, "template": m.vertices, "faces": m.faces, "source": "synthetic"}
+    template, faces, x = deformed_spheres(n, seed, subdivisions)
+    return {"train": x, "test": x, "template": template, "faces": faces, "source": "synthetic"}
 
 
 def sphere_task(data: dict, **kw) -> AutoencoderTask:
