@@ -32,7 +32,7 @@ from facecourse.now.crop import CroppedScan, check_landmark_geometry, crop_scan
 from facecourse.now.distance import SurfaceDistance
 from facecourse.now.layout import (
     CHALLENGES, NowImage, PredictionMalformed, PredictionMissing, load_prediction, load_scan,
-    prediction_files, read_image_list, scan_files,
+    prediction_base, prediction_files, read_image_list, scan_files,
 )
 from facecourse.now.metrics import error_stats
 from facecourse.now.units import unit_to_mm
@@ -184,7 +184,8 @@ def evaluate_image(dataset_dir, pred_dir, image: NowImage, out_dir=None, metrica
         return _evaluate_image(dataset_dir, pred_dir, image, out_dir, metrical, pred_unit)
     except Exception as exc:  # noqa: BLE001 -- recorded for this image; the rest of the split goes on
         return ImageRecord(image, "failed", message=f"{type(exc).__name__}: {exc}",
-                           files=[str(Path(dataset_dir) / "scans" / image.subject), str(Path(pred_dir) / image.line)])
+                           files=[str(Path(dataset_dir) / "scans" / image.subject),
+                                  str(prediction_base(pred_dir, image))])
 
 
 def _evaluate_image(dataset_dir, pred_dir, image: NowImage, out_dir, metrical: bool, pred_unit: str) -> ImageRecord:
