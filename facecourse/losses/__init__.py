@@ -2,7 +2,8 @@
 
 2D self-supervision (chapter 04, DECA-style): landmarks, eye closure, lip distance, photometric,
 identity, and the regularisers on the codes; the analysis-by-synthesis fit that uses them
-(:mod:`~facecourse.losses.fit`); 3D errors between meshes (:mod:`~facecourse.losses.vertices`).
+(:mod:`~facecourse.losses.fit`). 3D supervision on paired data (chapter 05): the region-weighted vertices loss
+and 3D errors between meshes (:mod:`~facecourse.losses.vertices`), the 3D-ID loss (:mod:`~facecourse.losses.id3d`).
 """
 
 from facecourse.losses.fit import FitConfig, FitResult, component_sensitivity, fit_to_image, init_camera
@@ -29,7 +30,8 @@ from facecourse.losses.regularizers import (
     light_regularizer,
     shape_regularizer,
 )
-from facecourse.losses.vertices import mesh_error_mm
+from facecourse.losses.id3d import DISTANCES, ID3DLoss, feature_distance, id3d_distances, id3d_loss
+from facecourse.losses.vertices import VerticesLoss, mesh_error_mm, supervision_meshes, vertices_loss
 
 __all__ = [
     # 2D (chapter 04)
@@ -38,4 +40,7 @@ __all__ = [
     "albedo_regularizer", "composite", "deca_landmark_weights", "expression_regularizer", "eye_closure_loss",
     "identity_loss", "l2_regularizer", "landmark_loss", "light_regularizer", "lip_distance_loss",
     "load_recogniser", "photometric_loss", "shape_regularizer", "verification_accuracy",
+    # 3D supervision (chapter 05)
+    "DISTANCES", "ID3DLoss", "VerticesLoss", "feature_distance", "id3d_distances", "id3d_loss",
+    "supervision_meshes", "vertices_loss",
 ]
