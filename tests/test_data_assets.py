@@ -75,6 +75,7 @@ def test_synthetic_builders_are_named_lazily():
         ("synthetic/flame/small", "facecourse.flame.synthetic:build_synthetic_flame", ("small",)),
         ("synthetic/flame/full", "facecourse.flame.synthetic:build_synthetic_flame", ("full",)),
         ("synthetic/NoW_Dataset", "facecourse.now.synthetic:build_synthetic_now", ()),
+        ("synthetic/paired/ci", "facecourse.datasets.paired_synthetic:build_paired_synthetic", ("ci",)),
     ]
     assert SYNTHETIC_BUILDERS[2].present == "final_release_version/imagepathsvalidation.txt"
 
@@ -268,6 +269,11 @@ def fake_now(out_dir):
     (out_dir / "imagepathsvalidation.txt").write_text("s1/selfie/IMG_1.jpg\n")
 
 
+def fake_paired(out_dir, size):
+    """Stand-in for facecourse.datasets.paired_synthetic.build_paired_synthetic: its finishing file."""
+    (Path(out_dir) / "meta.json").write_text(f'{{"size": "{size}"}}')
+
+
 def broken_builder(out_dir, size):
     (Path(out_dir) / "half_written.pkl").write_bytes(b"...")
     raise RuntimeError("builder crashed half way")
@@ -278,6 +284,7 @@ FAKE_BUILDERS = (
     SyntheticBuilder("synthetic/flame/full", f"{__name__}:fake_flame", ("full",), "generic_model.pkl"),
     SyntheticBuilder("synthetic/NoW_Dataset", f"{__name__}:fake_now", (),
                      "final_release_version/imagepathsvalidation.txt"),
+    SyntheticBuilder("synthetic/paired/ci", f"{__name__}:fake_paired", ("ci",), "meta.json"),
 )
 
 

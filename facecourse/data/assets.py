@@ -142,8 +142,11 @@ SYNTHETIC_BUILDERS: tuple[SyntheticBuilder, ...] = (
     SyntheticBuilder("synthetic/NoW_Dataset", "facecourse.now.synthetic:build_synthetic_now", (),
                      present="final_release_version/imagepathsvalidation.txt",
                      current="facecourse.now.synthetic:is_current"),
+    SyntheticBuilder("synthetic/paired/ci", "facecourse.datasets.paired_synthetic:build_paired_synthetic", ("ci",),
+                     present="meta.json", current="facecourse.datasets.paired_synthetic:is_current"),
 )
-"""What ``data_download.py synthetic`` builds, in order (the NoW set is made from synthetic FLAME heads)."""
+"""What ``data_download.py synthetic`` builds, in order (the NoW set and the CI paired set are made from synthetic
+FLAME heads; the full paired set is built on first use, :func:`facecourse.datasets.paired_synthetic.paired_synthetic_dir`)."""
 
 FLAME_ACCOUNT = Account("FLAME", "https://flame.is.tue.mpg.de/", "FLAME_USERNAME", "FLAME_PASSWORD")
 NOW_ACCOUNT = Account("NoW", "https://now.is.tue.mpg.de/", "NOW_USERNAME", "NOW_PASSWORD")
