@@ -7,15 +7,27 @@ iBUG-68 = 17 jaw-line ("contour") points + 51 inner points. The inner 51 are sta
 *dynamic*: when the head turns, the visible outline of the cheek moves across the surface, so the embedding
 holds one set of 17 contour points per integer yaw in degrees (79 rows, -39..39).
 
-Row convention (DECA / RingNet / smplx, written once here): with the head yaw :math:`\\theta` in degrees
+Row convention (smplx / FLAME_PyTorch, written once here): with the head yaw :math:`\\theta` in degrees
 (rotation about the model's +y axis of the chain global -> neck, right-handed, so positive turns the face
 towards the subject's left, +x), rounded and clamped to [-39, 39],
 
 * :math:`\\theta \\le 0`: row :math:`-\\theta` (rows 0..39),
 * :math:`\\theta > 0`: row :math:`39 + \\theta` (rows 40..78).
 
-The synthetic model's embedding is generated with :func:`yaw_for_contour_row`, and tests check by geometry
-that the selected contour lies on the visible outline for both signs.
+Which convention each embedding file needs (the ports disagree; the sign is fixed here by geometry):
+
+* RingNet's ``flame_dynamic_embedding.npy``: read by FLAME_PyTorch and smplx with the row of
+  :math:`-\\theta` (``clamp(-yaw)`` in their ``find_dynamic_lmk_idx_and_bcoords``), i.e. the convention
+  above. This module reads it the same way.
+* DECA's ``landmark_embedding.npy``: DECA's own FLAME class (``decalib/models/FLAME.py``) takes the row of
+  :math:`+\\theta`: rows 0..39 for :math:`\\theta \\ge 0`, 40..78 for :math:`\\theta < 0` — the two
+  halves swapped. This module reads both files with the convention above, so a DECA file is right here only if
+  its table is in RingNet's row order (then DECA's own reader picks the wrong cheek); a table in DECA's
+  order needs its rows 1..39 and 40..78 exchanged. Which one the published file holds cannot be checked
+  without it: ``tests/test_flame_landmarks_contour.py`` decides for any real file present (it renders the
+  turned head and requires the chosen contour on the outline the camera sees).
+* The synthetic model's files (``data/synthetic/flame/<size>/``, both formats, the same table): generated
+  in the convention above with :func:`yaw_for_contour_row`, and checked by the same geometric test.
 """
 
 from __future__ import annotations
