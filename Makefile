@@ -10,7 +10,7 @@ TORCH_INDEX ?=
 export FACECOURSE_DATA ?= $(CURDIR)/data
 PYTEST_ARGS ?=
 
-.PHONY: install data lab test unit notebooks course bench doctor clean
+.PHONY: install data lab test unit notebooks course student bench doctor clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ course: data
 			--output-dir build "$$nb" || exit 1; \
 	done
 
+# Student copies of the notebooks (solution cells removed) in student/, generated, not committed.
+student: install
+	$(PY) tools/student.py --out student
+
 bench: data
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) "$$b" || exit 1; done
 
@@ -53,4 +57,4 @@ doctor: install
 	$(VENV)/bin/facecourse doctor
 
 clean:
-	rm -rf build .pytest_cache
+	rm -rf build student .pytest_cache
