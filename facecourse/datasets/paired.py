@@ -232,13 +232,15 @@ def crop_image(image: torch.Tensor, window: CropWindow, size: int, mode: str = "
     """Resample ``window`` of ``image`` ``(C, H, W)`` to ``(C, size, size)`` (zeros outside the source).
 
     Output pixel centre :math:`u` samples the source at pixel :math:`c + h u` (``grid_sample``,
-    ``align_corners=False``, the normalised convention of :mod:`facecourse.render.camera`).
+    ``align_corners=False``, the normalised convention of :mod:`facecourse.render.camera`). The grid is
+    separable, built per axis (``affine_grid`` costs ~10 ms at 224 px on a CPU).
     """
     _, h, w = image.shape
-    theta = torch.tensor([[2 * window.half / w, 0.0, (2 * window.cx + 1) / w - 1],
-                          [0.0, 2 * window.half / h, (2 * window.cy + 1) / h - 1]], dtype=image.dtype)
-    grid = F.affine_grid(theta[None], [1, image.shape[0], size, size], align_corners=False)
-    return F.grid_sample(image[None], grid, mode=mode, padding_mode="zeros", align_corners=False)[0]
+    u = (2 * torch.arange(size, dtype=image.dtype) + 1) / size - 1
+    gx = (2 * window.half / w) * u + (2 * window.cx + 1) / w - 1
+    gy = (2 * window.half / h) * u + (2 * window.cy + 1) / h - 1
+    grid = torch.stack(torch.broadcast_tensors(gx[None, :], gy[:, None]), dim=-1)
+    return F.grid_sample(image[None], grid[None], mode=mode, padding_mode="zeros", align_corners=False)[0]
 
 
 def crop_points(points: torch.Tensor, window: CropWindow) -> torch.Tensor:
