@@ -10,7 +10,7 @@ TORCH_INDEX ?=
 export FACECOURSE_DATA ?= $(CURDIR)/data
 PYTEST_ARGS ?=
 
-.PHONY: install data lab test unit notebooks course student bench doctor clean
+.PHONY: install data chromium lab test unit notebooks course student bench doctor clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,15 @@ data: install
 lab: data
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
-test: data
+# tests/test_viz_browser.py drives Debian's chromium (playwright's own browser download is not used): installed
+# here when absent and running as root; elsewhere that test is skipped and says why.
+chromium:
+	@if ! command -v chromium >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+test: data chromium
 	FACECOURSE_MODE=ci $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env \
 		--nbval-cell-timeout=900 -p no:cacheprovider $(PYTEST_ARGS)
 
@@ -38,13 +46,10 @@ unit: data
 notebooks: data
 	FACECOURSE_MODE=ci $(PY) -m pytest notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=900 $(PYTEST_ARGS)
 
-# Execute every notebook headless into HTML under build/ (FACECOURSE_MODE=ci|full, default full).
+# The course as a static site: every notebook executed (FACECOURSE_MODE=ci|full, default full) into
+# build/course/, k3d views as offline snapshots, index.html with the chapter map and measured run times.
 course: data
-	mkdir -p build
-	for nb in notebooks/*.ipynb; do \
-		$(VENV)/bin/jupyter nbconvert --to html --execute --ExecutePreprocessor.timeout=-1 \
-			--output-dir build "$$nb" || exit 1; \
-	done
+	$(PY) tools/course.py --out build/course
 
 # Student copies of the notebooks (solution cells removed) in student/, generated, not committed.
 student: install
