@@ -7,7 +7,15 @@ import pytest
 import torch
 from helpers import deformed_spheres
 
-from facecourse.losses import DISTANCES, ID3DLoss, feature_distance, id3d_distances, id3d_loss
+from facecourse.losses import (
+    DISTANCES,
+    ID3DLoss,
+    feature_distance,
+    feature_distance_matrix,
+    id3d_distances,
+    id3d_loss,
+    matched_noise,
+)
 from facecourse.mesh import topology_hash
 from facecourse.train.encoder import build_autoencoder
 
@@ -155,3 +163,27 @@ def test_bad_meshes_are_named(meshes):
         id3d_loss(encoder, bad, x)
     with pytest.raises(ValueError, match="differ in shape"):
         id3d_loss(encoder, x[:2], x)
+
+
+def test_matched_noise_has_the_norm_of_the_change_and_stays_in_its_region():
+    g = torch.Generator().manual_seed(0)
+    change = torch.randn(3, 40, 3, generator=g) * 0.002
+    noise = matched_noise(change, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(noise.flatten(1).norm(dim=1), change.flatten(1).norm(dim=1))
+    mask = torch.zeros(40, dtype=torch.bool)
+    mask[5:9] = True
+    local = matched_noise(change, torch.Generator().manual_seed(1), vertex_mask=mask)
+    assert (local[:, ~mask] == 0).all()
+    torch.testing.assert_close(local.flatten(1).norm(dim=1), change.flatten(1).norm(dim=1))
+    assert (noise.flatten(1) @ change.flatten(1).T).diagonal().abs().max() < 0.5 * change.flatten(1).norm(dim=1).square().min()
+
+
+def test_feature_distance_matrix_matches_the_pairwise_loss(meshes):
+    encoder, x = _encoder(meshes), meshes[2]
+    d = feature_distance_matrix(encoder, x, level_weights=LEVELS, distance="cosine")
+    assert d.shape == (6, 6)
+    torch.testing.assert_close(d, d.T)
+    torch.testing.assert_close(d.diagonal(), torch.zeros(6), atol=1e-6, rtol=0)
+    i, j = torch.tensor([0, 2, 5]), torch.tensor([4, 1, 3])
+    torch.testing.assert_close(d[i, j], id3d_distances(encoder, x[i], x[j], level_weights=LEVELS, distance="cosine"),
+                               atol=1e-6, rtol=1e-5)

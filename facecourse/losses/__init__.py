@@ -30,7 +30,15 @@ from facecourse.losses.regularizers import (
     light_regularizer,
     shape_regularizer,
 )
-from facecourse.losses.id3d import DISTANCES, ID3DLoss, feature_distance, id3d_distances, id3d_loss
+from facecourse.losses.id3d import (
+    DISTANCES,
+    ID3DLoss,
+    feature_distance,
+    feature_distance_matrix,
+    id3d_distances,
+    id3d_loss,
+    matched_noise,
+)
 from facecourse.losses.vertices import VerticesLoss, mesh_error_mm, supervision_meshes, vertices_loss
 
 __all__ = [
@@ -41,6 +49,6 @@ __all__ = [
     "identity_loss", "l2_regularizer", "landmark_loss", "light_regularizer", "lip_distance_loss",
     "load_recogniser", "photometric_loss", "shape_regularizer", "verification_accuracy",
     # 3D supervision (chapter 05)
-    "DISTANCES", "ID3DLoss", "VerticesLoss", "feature_distance", "id3d_distances", "id3d_loss",
-    "supervision_meshes", "vertices_loss",
+    "DISTANCES", "ID3DLoss", "VerticesLoss", "feature_distance", "feature_distance_matrix", "id3d_distances",
+    "id3d_loss", "matched_noise", "supervision_meshes", "vertices_loss",
 ]

@@ -164,4 +164,56 @@ class ID3DLoss(nn.Module):
         return self.distances(predicted_vertices, target_vertices).mean()
 
 
-__all__ = ["DISTANCES", "ID3DLoss", "feature_distance", "id3d_distances", "id3d_loss"]
+def matched_noise(change: torch.Tensor, generator: torch.Generator | None = None,
+                  vertex_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Gaussian vertex noise with the norm of a given change: the control of a sensitivity measurement.
+
+    Args:
+        change: ``(B, V, 3)`` a displacement (e.g. another identity's mesh minus this one), metres.
+        generator: random generator (reproducible noise).
+        vertex_mask: optional ``(V,)`` bool: noise only on these vertices (a region).
+
+    Returns:
+        ``(B, V, 3)`` i.i.d. normal noise scaled so that :math:`\\lVert n_b \\rVert_F = \\lVert \\Delta_b \\rVert_F`
+        for every sample: a vertices L2 loss cannot tell it from ``change``.
+    """
+    if change.ndim != 3 or change.shape[-1] != 3:
+        raise ValueError(f"change must be (B, V, 3), got {tuple(change.shape)}")
+    noise = torch.randn(change.shape, generator=generator, dtype=change.dtype).to(change.device)
+    if vertex_mask is not None:
+        if vertex_mask.shape != change.shape[1:2] or not vertex_mask.any():
+            raise ValueError(f"vertex_mask must be ({change.shape[1]},) bool with at least one vertex")
+        noise = noise * vertex_mask.to(noise)[None, :, None]
+    scale = change.flatten(1).norm(dim=1) / noise.flatten(1).norm(dim=1).clamp_min(1e-30)
+    return noise * scale[:, None, None]
+
+
+@torch.no_grad()
+def feature_distance_matrix(encoder: nn.Module, vertices: torch.Tensor, *, latent_weight: float = 1.0,
+                            level_weights: Sequence[float] | None = None, distance: str = "l2") -> torch.Tensor:
+    """All pairwise 3D-ID losses between meshes: ``D[i, j]`` = :func:`id3d_distances` of mesh ``i`` vs ``j``.
+
+    Args:
+        encoder: as in :func:`id3d_distances`.
+        vertices: ``(N, V, 3)`` metres.
+
+    Returns:
+        ``(N, N)`` symmetric, zero diagonal (each mesh is encoded once).
+    """
+    check_meshes(vertices, vertices)
+    levels = _check_weights(latent_weight, level_weights)
+    z, h = encoder(vertices, return_features=True)
+    if len(levels) > len(h):
+        raise ValueError(f"level_weights has {len(levels)} entries but the encoder has {len(h)} levels")
+    n = len(vertices)
+    rows, cols = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+    rows, cols = rows.flatten(), cols.flatten()
+    total = latent_weight * feature_distance(z[rows], z[cols], distance)
+    for weight, features in zip(levels, h):
+        if weight:
+            total = total + weight * feature_distance(features[rows], features[cols], distance)
+    return total.reshape(n, n)
+
+
+__all__ = ["DISTANCES", "ID3DLoss", "feature_distance", "feature_distance_matrix", "id3d_distances", "id3d_loss",
+           "matched_noise"]
