@@ -14,6 +14,7 @@ from facecourse.losses import (
     feature_distance_matrix,
     id3d_distances,
     id3d_loss,
+    loss_sensitivity,
     matched_noise,
 )
 from facecourse.mesh import topology_hash
@@ -187,3 +188,12 @@ def test_feature_distance_matrix_matches_the_pairwise_loss(meshes):
     i, j = torch.tensor([0, 2, 5]), torch.tensor([4, 1, 3])
     torch.testing.assert_close(d[i, j], id3d_distances(encoder, x[i], x[j], level_weights=LEVELS, distance="cosine"),
                                atol=1e-6, rtol=1e-5)
+
+
+def test_loss_sensitivity_of_the_vertices_l2_is_one_and_the_change_is_measured_as_given(meshes):
+    _, _, x = meshes
+    changed = _noisy(x, scale=0.004, seed=7)
+    l2 = lambda p, t: (p - t).square().flatten(1).sum(1)  # noqa: E731  (a squared norm: blind to the kind of change)
+    s = loss_sensitivity(l2, x, changed, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(s.ratio, torch.ones(6))
+    torch.testing.assert_close(s.change, l2(changed, x))

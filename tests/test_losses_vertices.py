@@ -116,3 +116,11 @@ def test_vertices_loss_names_bad_input(bad, message):
     p, t, w = bad(*_meshes())
     with pytest.raises(ValueError, match=message):
         vertices_loss(p, t, w)
+
+
+def test_vertices_distances_are_per_sample():
+    p, t = _meshes(b=3)
+    w = torch.rand(50, generator=torch.Generator().manual_seed(2))
+    d = VerticesLoss(w).distances(p, t)
+    assert d.shape == (3,)
+    torch.testing.assert_close(d, torch.stack([vertices_loss(p[i:i + 1], t[i:i + 1], w) for i in range(3)]))

@@ -33,13 +33,21 @@ from facecourse.losses.regularizers import (
 from facecourse.losses.id3d import (
     DISTANCES,
     ID3DLoss,
+    Sensitivity,
     feature_distance,
     feature_distance_matrix,
     id3d_distances,
     id3d_loss,
+    loss_sensitivity,
     matched_noise,
 )
-from facecourse.losses.vertices import VerticesLoss, mesh_error_mm, supervision_meshes, vertices_loss
+from facecourse.losses.vertices import (
+    VerticesLoss,
+    mesh_error_mm,
+    supervision_meshes,
+    vertices_distances,
+    vertices_loss,
+)
 
 __all__ = [
     # 2D (chapter 04)
@@ -49,6 +57,7 @@ __all__ = [
     "identity_loss", "l2_regularizer", "landmark_loss", "light_regularizer", "lip_distance_loss",
     "load_recogniser", "photometric_loss", "shape_regularizer", "verification_accuracy",
     # 3D supervision (chapter 05)
-    "DISTANCES", "ID3DLoss", "VerticesLoss", "feature_distance", "feature_distance_matrix", "id3d_distances",
-    "id3d_loss", "matched_noise", "supervision_meshes", "vertices_loss",
+    "DISTANCES", "ID3DLoss", "Sensitivity", "VerticesLoss", "feature_distance", "feature_distance_matrix", "id3d_distances",
+    "id3d_loss", "loss_sensitivity", "matched_noise", "supervision_meshes", "vertices_distances",
+    "vertices_loss",
 ]

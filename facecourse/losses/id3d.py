@@ -24,7 +24,8 @@ the default of the course) or posed ones -- :func:`facecourse.losses.vertices.su
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -188,6 +189,45 @@ def matched_noise(change: torch.Tensor, generator: torch.Generator | None = None
     return noise * scale[:, None, None]
 
 
+@dataclass(frozen=True)
+class Sensitivity:
+    """How much a per-sample loss responds to a change and to vertex noise of the same norm.
+
+    Attributes:
+        change: ``(B,)`` loss between the changed and the reference meshes (e.g. another identity).
+        noise: ``(B,)`` loss between the reference plus :func:`matched_noise` and the reference.
+    """
+
+    change: torch.Tensor
+    noise: torch.Tensor
+
+    @property
+    def ratio(self) -> torch.Tensor:
+        """``(B,)`` change / noise: above 1 where the loss prefers the change to the noise as "different"."""
+        return self.change / self.noise.clamp_min(1e-30)
+
+
+@torch.no_grad()
+def loss_sensitivity(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], reference: torch.Tensor,
+                     changed: torch.Tensor, generator: torch.Generator | None = None,
+                     vertex_mask: torch.Tensor | None = None) -> Sensitivity:
+    """Measure a loss on a change and on noise of the change's norm (the sensitivity test of chapter 05).
+
+    Args:
+        loss: per-sample loss ``(predicted (B, V, 3), target (B, V, 3)) -> (B,)`` (e.g.
+            :meth:`ID3DLoss.distances`).
+        reference: ``(B, V, 3)`` metres, the target meshes.
+        changed: ``(B, V, 3)`` metres, e.g. other identities' meshes.
+        generator: for the noise. vertex_mask: ``(V,)`` bool: noise only there (region by region).
+
+    Returns:
+        :class:`Sensitivity` of ``loss(changed, reference)`` vs ``loss(reference + noise, reference)``.
+    """
+    check_meshes(changed, reference)
+    noisy = reference + matched_noise(changed - reference, generator, vertex_mask)
+    return Sensitivity(change=loss(changed, reference), noise=loss(noisy, reference))
+
+
 @torch.no_grad()
 def feature_distance_matrix(encoder: nn.Module, vertices: torch.Tensor, *, latent_weight: float = 1.0,
                             level_weights: Sequence[float] | None = None, distance: str = "l2") -> torch.Tensor:
@@ -215,5 +255,5 @@ def feature_distance_matrix(encoder: nn.Module, vertices: torch.Tensor, *, laten
     return total.reshape(n, n)
 
 
-__all__ = ["DISTANCES", "ID3DLoss", "feature_distance", "feature_distance_matrix", "id3d_distances", "id3d_loss",
-           "matched_noise"]
+__all__ = ["DISTANCES", "ID3DLoss", "Sensitivity", "feature_distance", "feature_distance_matrix", "id3d_distances",
+           "id3d_loss", "loss_sensitivity", "matched_noise"]

@@ -62,8 +62,35 @@ def check_meshes(predicted: torch.Tensor, target: torch.Tensor) -> None:
                          f"{tuple(target.shape)}")
 
 
+def vertices_distances(predicted: torch.Tensor, target: torch.Tensor,
+                       weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-sample region-weighted L1 distance ``(B,)`` in metres (:func:`vertices_loss` before the batch mean).
+
+    .. math:: d_b = \\frac{\\sum_v w_v \\sum_c |\\hat X_{bvc} - X_{bvc}|}{3 \\sum_v w_v}
+
+    Args:
+        predicted, target: ``(B, V, 3)`` metres (e.g. the neutral meshes of predicted and true shape).
+        weights: ``(V,)`` non-negative per-vertex weights (:meth:`VerticesLoss.from_masks`), not all zero;
+            ``None``: every vertex 1. A ``0/1`` weight is a vertex mask.
+
+    Returns:
+        ``(B,)`` metres; differentiable in ``predicted``.
+    """
+    check_meshes(predicted, target)
+    diff = (predicted - target).abs().sum(-1)  # (B, V): L1 over the coordinates
+    if weights is None:
+        return diff.mean(1) / 3
+    if weights.shape != diff.shape[1:]:
+        raise ValueError(f"weights must be ({diff.shape[1]},) like the meshes' vertices, got {tuple(weights.shape)}")
+    if not torch.isfinite(weights).all() or (weights < 0).any() or not (weights > 0).any():
+        raise ValueError("weights must be finite, non-negative and not all zero")
+    weights = weights.to(diff)
+    return (diff * weights).sum(1) / (3 * weights.sum())
+
+
 def vertices_loss(predicted: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Region-weighted L1 distance between meshes in correspondence, in metres.
+    """Region-weighted L1 distance between meshes in correspondence, in metres: the batch mean of
+    :func:`vertices_distances`,
 
     .. math:: \\mathcal L_{\\mathrm{vert}} = \\frac{\\sum_{b,v} w_v \\sum_{c} |\\hat X_{bvc} - X_{bvc}|}
               {3 B \\sum_v w_v}
@@ -73,24 +100,9 @@ def vertices_loss(predicted: torch.Tensor, target: torch.Tensor, weights: torch.
     :math:`\\mathrm{mean}(|\\hat X - X| \\cdot w) \\times 1000`, is this value times the constant
     :math:`1000 \\sum_v w_v / V` (its weights: :data:`facecourse.flame.MICA_REGION_WEIGHTS`).
 
-    Args:
-        predicted, target: ``(B, V, 3)`` metres (e.g. the neutral meshes of predicted and true shape).
-        weights: ``(V,)`` non-negative per-vertex weights (:meth:`VerticesLoss.from_masks`), not all zero;
-            ``None``: every vertex 1. A ``0/1`` weight is a vertex mask.
-
-    Returns:
-        Scalar tensor (metres); differentiable in ``predicted``.
+    Args and shapes: as :func:`vertices_distances`. Returns a scalar tensor (metres).
     """
-    check_meshes(predicted, target)
-    diff = (predicted - target).abs().sum(-1)  # (B, V): L1 over the coordinates
-    if weights is None:
-        return diff.mean() / 3
-    if weights.shape != diff.shape[1:]:
-        raise ValueError(f"weights must be ({diff.shape[1]},) like the meshes' vertices, got {tuple(weights.shape)}")
-    if not torch.isfinite(weights).all() or (weights < 0).any() or not (weights > 0).any():
-        raise ValueError("weights must be finite, non-negative and not all zero")
-    weights = weights.to(diff)
-    return (diff * weights).sum() / (3 * diff.shape[0] * weights.sum())
+    return vertices_distances(predicted, target, weights).mean()
 
 
 class VerticesLoss(nn.Module):
@@ -114,6 +126,10 @@ class VerticesLoss(nn.Module):
         region of ``region_weights`` (default :data:`facecourse.flame.MICA_REGION_WEIGHTS`) in dict order."""
         table = MICA_REGION_WEIGHTS if region_weights is None else region_weights
         return cls(flame_region_weights(masks, table, n_vertices, default))
+
+    def distances(self, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``(B, V, 3)`` metres each -> ``(B,)`` per-sample weighted L1 (metres)."""
+        return vertices_distances(predicted, target, self.weights)
 
     def forward(self, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """``(B, V, 3)`` metres each -> scalar weighted L1 (metres)."""
