@@ -20,7 +20,8 @@ from facecourse.train import CheckpointError, fit, load_checkpoint, save_checkpo
 from facecourse.train import encoder as encoder_module
 from facecourse.train.encoder import (
     AutoencoderTask, PretrainConfig, checkpoint_path, load_autoencoder,
-    load_pretrained_autoencoder, pretrain_encoder, reconstruction_errors, sample_flame_meshes, training_report,
+    jaw_opening, load_pretrained_autoencoder, pretrain_encoder, reconstruction_errors, sample_flame_meshes,
+    training_report,
 )
 
 
@@ -82,17 +83,40 @@ def test_sample_flame_meshes(tiny_flame):
     torch.testing.assert_close(still, flame.v_template.expand(2, -1, -1))
 
 
+def test_jaw_opening_is_drawn_after_shape_and_expression(tiny_flame_path):
+    flame = FLAME.from_file(tiny_flame_path)
+    closed = sample_flame_meshes(flame, 4, seed=2)
+    torch.testing.assert_close(sample_flame_meshes(flame, 4, seed=2, jaw_std=0.0), closed)  # earlier heads kept
+    little, more = (sample_flame_meshes(flame, 4, seed=2, jaw_std=s) for s in (0.1, 0.3))
+    assert 0 < float((little - closed).norm(dim=-1).max()) < float((more - closed).norm(dim=-1).max())
+    pose = jaw_opening(torch.tensor([0.2, 0.0]))
+    torch.testing.assert_close(pose, torch.tensor([[0.2, 0.0, 0.0], [0.0, 0.0, 0.0]]))  # about x only
+
+
 def test_config_checks_its_fields():
-    assert PretrainConfig.for_mode("full").optimizer == "sgd" and PretrainConfig.for_mode("full").lr == 8e-3
+    assert (PretrainConfig().optimizer, PretrainConfig().lr, PretrainConfig().epochs) == ("sgd", 8e-3, 300)  # COMA
     ci = PretrainConfig.for_mode("ci")
-    assert (ci.optimizer, ci.lr, ci.lr_decay, ci.weight_decay, ci.n_train, ci.epochs) == ("adam", 3e-3, 0.97, 0, 192, 10)
+    assert (ci.optimizer, ci.loss_scale, ci.latent_dim, ci.filters, ci.K) == ("adam", "global", 8, (16, 16, 16, 32), 6)
+    assert ci.n_train * ci.epochs // ci.batch_size <= 2000  # the CI budget: about a minute of CPU
+    assert PretrainConfig().loss_scale == "vertex" and PretrainConfig().jaw_std == 0  # COMA's defaults
     for field, value, message in (("data", "web", "data must be one of"), ("n_train", 0, "n_train must be"),
+                                  ("loss_scale", "mm", "loss_scale must be one of"), ("jaw_std", -0.1, "jaw_std must be"),
                                   ("filters", (8, 0), "filters must be"), ("factors", (), "factors must be")):
         with pytest.raises(ValueError, match=message):
             PretrainConfig(**{field: value})
 
 
 # ---- the task on the engine ----------------------------------------------------------------------------------
+
+def test_global_loss_scale_divides_by_one_number(tmp_path):
+    data = sphere_data(6)
+    vertex, global_ = sphere_task(data, epochs=1), sphere_task(data, epochs=1, loss_scale="global")
+    model = fit(vertex, tmp_path / "run", progress=False, device="cpu").model
+    batch = data["train"][:3]
+    residual = (model(batch) - batch).abs()
+    torch.testing.assert_close(global_.loss(model, batch)[0], residual.mean() / model.normalizer.std.mean())
+    torch.testing.assert_close(vertex.loss(model, batch)[0], (residual / model.normalizer.std).mean())
+
 
 def test_fresh_start_fits_the_normaliser_and_the_loss_is_normalised_l1(tmp_path):
     data = sphere_data(8)

@@ -86,6 +86,10 @@ class SpectralEncoder(nn.Module):
         filters: output channels of the ``L`` ChebConvs (COMA: 16, 16, 16, 32).
         K: Chebyshev order (COMA: 6).
         normalizer: shared :class:`VertexNormalizer` (a new identity one if ``None``).
+
+    Attributes:
+        topology: :func:`facecourse.mesh.topology_hash` of the level-0 faces: a caller with meshes of another
+            topology (e.g. another FLAME version) can refuse them before any vertex count happens to match.
     """
 
     def __init__(self, hierarchy: MeshHierarchy, latent_dim: int = 8, filters=COMA_FILTERS, K: int = 6,
@@ -93,6 +97,7 @@ class SpectralEncoder(nn.Module):
         super().__init__()
         filters = _check_config(hierarchy, filters, K, latent_dim)
         sizes = hierarchy.sizes
+        self.topology: str = hierarchy.topology
         self.normalizer = normalizer if normalizer is not None else VertexNormalizer(sizes[0])
         channels = (3,) + filters
         self.convs = nn.ModuleList(

@@ -42,12 +42,14 @@ from facecourse.train.sampler import ResumableSampler
 # Task modules: each registers its config with @register_config when imported. Import every task module
 # here (e.g. ``from facecourse.train import encoder``), so that ``import facecourse.train`` fills CONFIGS for
 # the preset files (``python -m facecourse.train.config``) and their sync test (tests/test_train_config.py).
-from facecourse.train import encoder, recogniser  # noqa: E402,F401  (registers PretrainConfig, RecogniserConfig)
+from facecourse.train import encoder, identity_encoder, recogniser  # noqa: E402,F401  (register their configs)
+from facecourse.train.mesh_encoders import ENCODER_KINDS, load_mesh_encoder, pretrained_mesh_encoder  # noqa: E402
 
 __all__ = [
-    "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CONFIGS", "Checkpoint", "CheckpointError", "DistEnv", "FitResult",
+    "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CONFIGS", "Checkpoint", "CheckpointError", "DistEnv", "ENCODER_KINDS",
+    "FitResult",
     "MetricRow", "NonFiniteLossError", "ResumableSampler", "Task", "TrainConfig", "capture_rng_state", "fit",
-    "init_distributed", "is_main", "load_checkpoint", "optimizer_for", "preset_path", "rank_seed", "read_metrics",
+    "init_distributed", "is_main", "load_checkpoint", "load_mesh_encoder", "optimizer_for", "preset_path", "pretrained_mesh_encoder", "rank_seed", "read_metrics",
     "register_config", "restore_rng_state", "save_checkpoint", "scheduler_for", "seed_everything", "shutdown",
     "to_device", "verify_topology", "wrap_model", "write_presets",
 ]
