@@ -124,3 +124,15 @@ def test_vertices_distances_are_per_sample():
     d = VerticesLoss(w).distances(p, t)
     assert d.shape == (3,)
     torch.testing.assert_close(d, torch.stack([vertices_loss(p[i:i + 1], t[i:i + 1], w) for i in range(3)]))
+
+
+def test_fit_shape_recovers_the_shape_with_the_vertices_loss():
+    from facecourse.losses import fit_shape
+
+    flame = FLAME.from_file(synthetic_model_path("small"))
+    true = torch.randn(2, 8, generator=torch.Generator().manual_seed(4))
+    target = flame(shape=true).vertices
+    fit = fit_shape(flame, target, vertices_loss, n_shape=8, steps=150, lr=0.1)
+    assert fit.loss.shape == fit.error_mm.shape == (150,)
+    assert fit.error_mm[-1] < 0.05 * fit.error_mm[0]
+    torch.testing.assert_close(fit.shape, true, atol=0.1, rtol=0)

@@ -42,7 +42,9 @@ from facecourse.losses.id3d import (
     matched_noise,
 )
 from facecourse.losses.vertices import (
+    ShapeFit,
     VerticesLoss,
+    fit_shape,
     mesh_error_mm,
     supervision_meshes,
     vertices_distances,
@@ -57,7 +59,7 @@ __all__ = [
     "identity_loss", "l2_regularizer", "landmark_loss", "light_regularizer", "lip_distance_loss",
     "load_recogniser", "photometric_loss", "shape_regularizer", "verification_accuracy",
     # 3D supervision (chapter 05)
-    "DISTANCES", "ID3DLoss", "Sensitivity", "VerticesLoss", "feature_distance", "feature_distance_matrix", "id3d_distances",
+    "DISTANCES", "ID3DLoss", "Sensitivity", "ShapeFit", "VerticesLoss", "fit_shape", "feature_distance", "feature_distance_matrix", "id3d_distances",
     "id3d_loss", "loss_sensitivity", "matched_noise", "supervision_meshes", "vertices_distances",
     "vertices_loss",
 ]

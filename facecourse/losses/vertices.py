@@ -7,6 +7,9 @@ metres; reported errors are millimetres, converted here by name (``M_TO_MM``).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -147,3 +150,54 @@ def supervision_meshes(flame, params: FaceParams, neutral: bool = True) -> torch
     """
     params = params.neutral() if neutral else params
     return flame(**params.flame_inputs(), batch_size=params.batch_size or None).vertices
+
+
+@dataclass
+class ShapeFit:
+    """Result of :func:`fit_shape`.
+
+    Attributes:
+        shape: ``(B, k)`` the fitted shape coefficients (detached).
+        loss: ``(steps,)`` the loss before each step.
+        error_mm: ``(steps,)`` the mean vertex distance (mm) to the target before each step.
+    """
+
+    shape: torch.Tensor
+    loss: torch.Tensor
+    error_mm: torch.Tensor
+
+
+def fit_shape(flame, target_vertices: torch.Tensor, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+              n_shape: int, steps: int = 100, lr: float = 0.05, parameters: Iterable[torch.Tensor] = (),
+              init: torch.Tensor | None = None) -> ShapeFit:
+    """Fit FLAME shape coefficients to target meshes by minimising a 3D loss (Adam), from the mean head.
+
+    A small experiment of chapter 05: which meshes does a loss lead to? ``parameters`` are optimised along
+    (e.g. a fine-tuned encoder's weights, to show how an unfrozen 3D-ID loss cheats).
+
+    Args:
+        flame: :class:`facecourse.flame.FLAME`.
+        target_vertices: ``(B, V, 3)`` metres (neutral meshes: the fit has no pose or expression).
+        loss: ``(predicted (B, V, 3), target (B, V, 3)) -> scalar``.
+        n_shape: number of leading shape coefficients fitted.
+        steps, lr: Adam iterations and learning rate. init: ``(B, n_shape)`` start (default zeros).
+
+    Returns:
+        :class:`ShapeFit`.
+    """
+    if target_vertices.ndim != 3 or target_vertices.shape[1:] != flame.v_template.shape:
+        raise ValueError(f"target_vertices must be (B, {flame.v_template.shape[0]}, 3), got "
+                         f"{tuple(target_vertices.shape)}")
+    start = torch.zeros(len(target_vertices), n_shape) if init is None else init
+    shape = start.detach().clone().to(target_vertices).requires_grad_(True)
+    optimiser = torch.optim.Adam([shape, *parameters], lr=lr)
+    losses, errors = [], []
+    for _ in range(steps):
+        predicted = flame(shape=shape).vertices
+        value = loss(predicted, target_vertices)
+        losses.append(value.detach())
+        errors.append(((predicted.detach() - target_vertices).norm(dim=-1).mean() * M_TO_MM))
+        optimiser.zero_grad()
+        value.backward()
+        optimiser.step()
+    return ShapeFit(shape=shape.detach(), loss=torch.stack(losses), error_mm=torch.stack(errors))
