@@ -28,7 +28,7 @@ data: install
 lab: data
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
-# tests/test_viz_browser.py drives Debian's chromium (playwright's own browser download is not used): installed
+# tests/test_viz_mesh_browser.py drives Debian's chromium (playwright's own browser download is not used): installed
 # here when absent and running as root; elsewhere that test is skipped and says why.
 chromium:
 	@if ! command -v chromium >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

@@ -10,7 +10,8 @@ TESTS = Path(__file__).resolve().parent
 PACKAGE = TESTS.parent / "facecourse"
 
 # files that test rules or the course material rather than one module of the package
-NOT_A_MODULE = {"test_conftest_rules.py", "test_layering.py", "test_notebook_rules.py"}
+NOT_A_MODULE = {"test_conftest_rules.py", "test_layering.py", "test_notebook_rules.py", "test_notebook_exercises.py",
+                "test_notebook_course.py"}
 # not (yet) named after one module: owned by another change, to be renamed or split by module
 PENDING_RENAME = {"test_messages.py"}
 
