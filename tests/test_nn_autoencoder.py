@@ -59,3 +59,16 @@ def test_sparse_vertex_map_matches_dense():
     for bad in (x[0], x[:, :4]):  # unbatched, wrong vertex count
         with pytest.raises(ValueError, match="x must be"):
             sparse_vertex_map(to_torch_sparse(sp.csr_matrix(m.numpy())), bad)
+
+
+def test_normalizer_global_scale_is_one_rms_number():
+    from facecourse.nn import VertexNormalizer
+
+    _, _, x = deformed_spheres(5)
+    per_vertex = VertexNormalizer(x.shape[1]).fit(x)
+    one = VertexNormalizer(x.shape[1]).fit(x, scale="global")
+    torch.testing.assert_close(one.mean, per_vertex.mean)
+    assert one.std.unique().numel() == 1
+    torch.testing.assert_close(one.std[0, 0], x.std(0, unbiased=False).square().mean().sqrt())
+    with pytest.raises(ValueError, match="scale must be one of"):
+        VertexNormalizer(x.shape[1]).fit(x, scale="axis")

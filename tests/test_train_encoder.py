@@ -101,9 +101,30 @@ def test_config_checks_its_fields():
     assert PretrainConfig().loss_scale == "vertex" and PretrainConfig().jaw_std == 0  # COMA's defaults
     for field, value, message in (("data", "web", "data must be one of"), ("n_train", 0, "n_train must be"),
                                   ("loss_scale", "mm", "loss_scale must be one of"), ("jaw_std", -0.1, "jaw_std must be"),
-                                  ("filters", (8, 0), "filters must be"), ("factors", (), "factors must be")):
+                                  ("filters", (8, 0), "filters must be"), ("factors", (), "factors must be"),
+                                  ("input_scale", "axis", "input_scale must be one of"),
+                                  ("input_noise", float("nan"), "input_noise must be >= 0")):
         with pytest.raises(ValueError, match=message):
             PretrainConfig(**{field: value})
+    assert (ci.input_scale, ci.input_noise) == ("global", 0.002)  # features that tell people from noise
+
+
+def test_training_noise_reaches_the_input_and_not_the_target():
+    data = sphere_data(4)
+    batch = data["train"]
+    clean, noisy = sphere_task(data), sphere_task(data, input_noise=0.01)
+    model = clean.build_model()
+    clean.on_fresh_start(model, clean.train_dataset())
+    torch.manual_seed(0)
+    a = noisy.loss(model, batch)[0]
+    torch.manual_seed(1)
+    b = noisy.loss(model, batch)[0]
+    assert a != b  # fresh noise every call
+    torch.testing.assert_close(clean.loss(model, batch)[0], clean.loss(model, batch)[0])
+    seen = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    noisy.loss(model, batch)
+    assert 0.005 < float((seen[0] - batch).std()) < 0.02  # the input carries the noise
 
 
 # ---- the task on the engine ----------------------------------------------------------------------------------

@@ -134,8 +134,11 @@ def test_one_loader_for_both_kinds_and_refuses_other_tasks(tiny_flame_path, tmp_
 
 def test_config_checks_its_fields():
     ci = IdentityEncoderConfig.for_mode("ci")
-    assert ci.model == "small" and ci.n_identities * ci.n_expressions // ci.batch_size * ci.epochs <= 200
+    assert ci.model == "small" and ci.n_identities * ci.n_expressions // ci.batch_size * ci.epochs <= 400
+    assert (ci.input_scale, ci.input_noise) == ("global", 0.002)
     for field, value, message in (("n_test_identities", 1, "n_test_identities must be"),
-                                  ("jaw_std", -1.0, "jaw_std must be"), ("filters", (8, 0), "filters must be")):
+                                  ("jaw_std", -1.0, "jaw_std must be"), ("filters", (8, 0), "filters must be"),
+                                  ("input_scale", "axis", "input_scale must be one of"),
+                                  ("input_noise", -0.1, "input_noise must be")):
         with pytest.raises(ValueError, match=message):
             IdentityEncoderConfig(**{field: value})

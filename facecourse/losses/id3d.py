@@ -123,7 +123,7 @@ class ID3DLoss(nn.Module):
         latent_weight, level_weights, distance: see :func:`id3d_distances`.
         fine_tune: let the optimiser change the encoder (the ablation "not frozen"); by default its parameters
             get ``requires_grad = False`` and it stays in eval mode even when the owning model is put in
-            training mode.
+            training mode. Either way it is set on ``encoder`` itself: copy it first to use one encoder both ways.
 
     Raises:
         ValueError: the topologies differ (both are named): features of another mesh topology mean nothing.
@@ -144,8 +144,8 @@ class ID3DLoss(nn.Module):
         self.fine_tune = bool(fine_tune)
         self.topology = mesh_topology
         self.encoder = encoder
+        encoder.requires_grad_(self.fine_tune)  # the encoder module itself is frozen (or unfrozen) in place
         if not self.fine_tune:
-            encoder.requires_grad_(False)
             encoder.eval()
 
     def train(self, mode: bool = True) -> "ID3DLoss":
