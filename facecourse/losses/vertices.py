@@ -169,7 +169,7 @@ class ShapeFit:
 
 def fit_shape(flame, target_vertices: torch.Tensor, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
               n_shape: int, steps: int = 100, lr: float = 0.05, parameters: Iterable[torch.Tensor] = (),
-              init: torch.Tensor | None = None) -> ShapeFit:
+              parameters_lr: float = 1e-3, init: torch.Tensor | None = None) -> ShapeFit:
     """Fit FLAME shape coefficients to target meshes by minimising a 3D loss (Adam), from the mean head.
 
     A small experiment of chapter 05: which meshes does a loss lead to? ``parameters`` are optimised along
@@ -180,7 +180,9 @@ def fit_shape(flame, target_vertices: torch.Tensor, loss: Callable[[torch.Tensor
         target_vertices: ``(B, V, 3)`` metres (neutral meshes: the fit has no pose or expression).
         loss: ``(predicted (B, V, 3), target (B, V, 3)) -> scalar``.
         n_shape: number of leading shape coefficients fitted.
-        steps, lr: Adam iterations and learning rate. init: ``(B, n_shape)`` start (default zeros).
+        steps, lr: Adam iterations and the learning rate of the shape coefficients.
+        parameters, parameters_lr: further tensors optimised along, and their learning rate.
+        init: ``(B, n_shape)`` start (default zeros).
 
     Returns:
         :class:`ShapeFit`.
@@ -190,7 +192,11 @@ def fit_shape(flame, target_vertices: torch.Tensor, loss: Callable[[torch.Tensor
                          f"{tuple(target_vertices.shape)}")
     start = torch.zeros(len(target_vertices), n_shape) if init is None else init
     shape = start.detach().clone().to(target_vertices).requires_grad_(True)
-    optimiser = torch.optim.Adam([shape, *parameters], lr=lr)
+    groups = [{"params": [shape], "lr": lr}]
+    extra = list(parameters)
+    if extra:
+        groups.append({"params": extra, "lr": parameters_lr})
+    optimiser = torch.optim.Adam(groups)
     losses, errors = [], []
     for _ in range(steps):
         predicted = flame(shape=shape).vertices
