@@ -37,19 +37,20 @@ chromium:
 	fi
 
 test: data chromium
-	FACECOURSE_MODE=ci $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env \
+	FACECOURSE_MODE=ci FACECOURSE_PROGRESS=text $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env \
 		--nbval-cell-timeout=900 -p no:cacheprovider $(PYTEST_ARGS)
 
 unit: data
 	FACECOURSE_MODE=ci $(PY) -m pytest tests $(PYTEST_ARGS)
 
 notebooks: data
-	FACECOURSE_MODE=ci $(PY) -m pytest notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=900 $(PYTEST_ARGS)
+	FACECOURSE_MODE=ci FACECOURSE_PROGRESS=text $(PY) -m pytest notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=900 $(PYTEST_ARGS)
 
 # The course as a static site: every notebook executed (FACECOURSE_MODE=ci|full, default full) into
-# build/course/, k3d views as offline snapshots, index.html with the chapter map and measured run times.
+# build/course/, k3d views as offline snapshots, index.html with the chapter map and measured run times
+# (text progress bars: a notebook widget bar is saved as a static 0%).
 course: data
-	$(PY) tools/course.py --out build/course
+	FACECOURSE_PROGRESS=text $(PY) tools/course.py --out build/course
 
 # Student copies of the notebooks (solution cells removed) in student/, generated, not committed.
 student: install

@@ -1,8 +1,9 @@
-"""Run-time settings read from the environment: course mode and compute device.
+"""Run-time settings read from the environment: course mode, compute device and progress bars.
 
 ``FACECOURSE_MODE`` selects ``"ci"`` (small sizes, CPU minutes; set by ``make test``) or ``"full"``
 (real data sizes, GPU hours; the default for people). Every notebook's parameters cell derives its sizes,
-steps and device from :func:`mode` and :func:`device`.
+steps and device from :func:`mode` and :func:`device`. ``FACECOURSE_PROGRESS`` chooses the progress bars
+(:func:`progress_bar`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import os
 import torch
 
 MODES = ("ci", "full")
+PROGRESS_STYLES = ("auto", "text")
+"""``FACECOURSE_PROGRESS`` values: ``"auto"`` (a notebook widget in Jupyter, text elsewhere) or ``"text"``."""
 
 
 def mode() -> str:
@@ -55,3 +58,24 @@ def device() -> torch.device:
 def available_devices() -> list[str]:
     """The torch devices usable here: ``"cpu"`` and one ``"cuda:<i>"`` per visible GPU."""
     return ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+
+
+def progress_bar(*args, **kwargs):
+    """A ``tqdm`` progress bar (same arguments): the ``tqdm.auto`` one, or plain text when
+    ``FACECOURSE_PROGRESS=text``.
+
+    A notebook widget is live in JupyterLab, but an executed notebook exported to HTML (``make course``, CI)
+    keeps only its first frame, a static 0%; ``make course`` and ``make test`` set ``FACECOURSE_PROGRESS=text`` so
+    the saved output is the finished bar.
+
+    Raises:
+        ValueError: ``FACECOURSE_PROGRESS`` is neither ``auto`` nor ``text``.
+    """
+    style = os.environ.get("FACECOURSE_PROGRESS", "auto").strip().lower()
+    if style not in PROGRESS_STYLES:
+        raise ValueError(f"FACECOURSE_PROGRESS must be one of {PROGRESS_STYLES}, got {style!r}")
+    if style == "text":
+        from tqdm.std import tqdm  # imported on use: tqdm.auto probes IPython, the text bar does not
+    else:
+        from tqdm.auto import tqdm
+    return tqdm(*args, **kwargs)

@@ -40,6 +40,7 @@ from typing import Iterable, Mapping
 
 from facecourse.data.atomic import staging_dir
 from facecourse.data.safe_load import check_file_content
+from facecourse.settings import progress_bar
 
 CHUNK = 1 << 20
 """Bytes read per step when streaming or hashing (1 MiB)."""
@@ -198,7 +199,6 @@ def download(
 
 def _stream(response, part: Path, *, asset: str, offset: int, size: int | None, progress: bool) -> None:
     """Append (206) or write from scratch (200) the response body to ``part``."""
-    from tqdm.auto import tqdm
 
     with response:
         status = getattr(response, "status", 200)
@@ -222,7 +222,7 @@ def _stream(response, part: Path, *, asset: str, offset: int, size: int | None, 
             )
         mode = "ab" if offset else "wb"
         received = offset
-        with open(part, mode) as handle, tqdm(
+        with open(part, mode) as handle, progress_bar(
             total=expected_total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
             desc=f"{asset}: {part.name[:-5]}", disable=not progress, leave=False,
         ) as bar:

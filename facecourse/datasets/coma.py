@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from facecourse.data.atomic import atomic_open
 from facecourse.data.paths import data_dir
 from facecourse.mesh import load_mesh
+from facecourse.settings import progress_bar
 
 EXPRESSIONS = ("bareteeth", "cheeks_in", "eyebrow", "high_smile", "lips_back", "lips_up", "mouth_down",
                "mouth_extreme", "mouth_middle", "mouth_open", "mouth_side", "mouth_up")
@@ -108,7 +108,7 @@ def load_coma_vertices(files: list[ComaFile], progress: bool = True) -> tuple[np
     if not files:
         raise ValueError("no CoMA files given")
     vertices, faces = [], None
-    for f in tqdm(files, desc="CoMA meshes", disable=not progress):
+    for f in progress_bar(files, desc="CoMA meshes", disable=not progress):
         v, fc = load_mesh(f.path)
         if faces is None:
             faces = fc

@@ -50,7 +50,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from facecourse.data.atomic import atomic_open, atomic_path, staging_dir
 from facecourse.data.download import sha256_file
@@ -61,6 +60,7 @@ from facecourse.flame import default_model_path
 from facecourse.render.camera import ndc_to_pixels
 from facecourse.render.head import FaceParams, HeadRenderer
 from facecourse.settings import mode as current_mode
+from facecourse.settings import progress_bar
 
 #: Bump when the generated content changes for the same spec and model.
 PAIRED_SYNTHETIC_VERSION = 1
@@ -222,7 +222,7 @@ def build_paired_synthetic(out_dir: str | os.PathLike, size: str | PairedSynthet
     meta = {**cache_key(spec, model_path), "n_vertices": int(renderer.flame.n_vertices),
             "stored_scale": STORED_SCALE, "splits": {}}
     total = sum(spec.subjects(s) for s in SPLITS) * spec.images_per_subject
-    with tqdm(total=total, desc=f"paired synthetic ({out.name})", unit="img", disable=not progress) as bar:
+    with progress_bar(total=total, desc=f"paired synthetic ({out.name})", unit="img", disable=not progress) as bar:
         for split in SPLITS:
             shards = shard_names(spec, split)
             for j, (name, first, count) in enumerate(shards):

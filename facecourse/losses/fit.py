@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 
 from facecourse.losses.identity import identity_loss
 from facecourse.losses.landmarks import eye_closure_loss, landmark_loss, lip_distance_loss
@@ -27,6 +26,7 @@ from facecourse.losses.regularizers import l2_regularizer, light_regularizer
 from facecourse.render.head import FaceParams, HeadRenderer
 from facecourse.render.shading import SH_CONSTANTS
 from facecourse.units import M_TO_MM
+from facecourse.settings import progress_bar
 
 
 @dataclass
@@ -143,7 +143,7 @@ def fit_to_image(renderer: HeadRenderer, image: torch.Tensor, landmarks: torch.T
     history = []
     rigid = ("log_scale", "translation", "global_pose")
     opt = torch.optim.Adam([{"params": [var[k]], "lr": config.lr * LR_FACTORS[k]} for k in rigid])
-    for _ in tqdm(range(config.rigid_steps), desc="rigid fit", disable=not progress):
+    for _ in progress_bar(range(config.rigid_steps), desc="rigid fit", disable=not progress):
         loss = landmark_loss(renderer.camera_landmarks(_params(var)), landmarks, visibility=visibility)
         opt.zero_grad()
         loss.backward()
@@ -151,7 +151,7 @@ def fit_to_image(renderer: HeadRenderer, image: torch.Tensor, landmarks: torch.T
         history.append({"stage": 0, "landmark": loss.item()})
     opt = torch.optim.Adam([{"params": [v], "lr": config.lr * LR_FACTORS[k]} for k, v in var.items()])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(config.steps, 1), eta_min=0.05 * config.lr)
-    bar = tqdm(range(config.steps), desc="full fit", disable=not progress)
+    bar = progress_bar(range(config.steps), desc="full fit", disable=not progress)
     for _ in bar:
         params = _params(var)
         head = renderer(params, size)

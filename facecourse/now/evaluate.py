@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from facecourse.data.atomic import atomic_open, atomic_path
 from facecourse.now.align import Refinement, Similarity, procrustes, refine_alignment
@@ -36,6 +35,7 @@ from facecourse.now.layout import (
 )
 from facecourse.now.metrics import error_stats
 from facecourse.now.units import unit_to_mm
+from facecourse.settings import progress_bar
 
 #: Bump when the computation changes, so cached per-image results are recomputed.
 RESULT_VERSION = 1
@@ -305,7 +305,7 @@ def evaluate_now(dataset_dir, pred_dir, out_dir=None, split: str = "val", metric
     tasks = [(str(dataset_dir), str(pred_dir), im, None if out_dir is None else str(out_dir), metrical, pred_unit)
              for im in images]
     records: list = [None] * len(tasks)
-    bar = tqdm(total=len(tasks), desc=f"NoW {split}", disable=not progress, unit="img")
+    bar = progress_bar(total=len(tasks), desc=f"NoW {split}", disable=not progress, unit="img")
     if workers <= 1 or len(tasks) <= 1:
         for i, t in enumerate(tasks):
             records[i] = _evaluate_image_task(t)

@@ -37,7 +37,6 @@ import numpy as np
 import torch
 import trimesh
 from scipy.spatial.transform import Rotation
-from tqdm.auto import tqdm
 
 from facecourse.data.atomic import atomic_open, atomic_path, staging_dir
 from facecourse.data.download import sha256_file
@@ -54,6 +53,7 @@ from facecourse.now.layout import (
 from facecourse.now.pp import write_pp
 from facecourse.now.units import M_TO_MM
 from facecourse.render.head import FaceParams, HeadRenderer
+from facecourse.settings import progress_bar
 
 #: Bump when the generated set changes (2: photo seeds from SHA-256 of the image line, the one hash of the package).
 SYNTHETIC_NOW_VERSION = 2
@@ -326,7 +326,7 @@ def render_now_images(dataset_dir, image_size: int = 512, seed: int = 0, progres
     n_alb = renderer.albedo_model.n_components
     albedos = {s: torch.randn(1, n_alb, generator=gen).clamp(-2, 2) for s in sorted(meta["subjects"])}
     written = 0
-    for im in tqdm(todo, desc="NoW images", disable=not progress):
+    for im in progress_bar(todo, desc="NoW images", disable=not progress):
         # every random draw of an image depends on its own seed only, so a resumed run writes the same files
         image_seed = seed * 100003 + int(hashlib.sha256(im.line.encode()).hexdigest()[:8], 16)
         style = NOW_CHALLENGE_STYLE[im.challenge]

@@ -51,7 +51,6 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 from torch.utils.tensorboard import SummaryWriter
-from tqdm.auto import tqdm
 
 from facecourse.data.atomic import atomic_open
 from facecourse.settings import device as default_device
@@ -61,6 +60,7 @@ from facecourse.train.config import TrainConfig, optimizer_for, scheduler_for
 from facecourse.train.distributed import (DistEnv, barrier, derive_seed, init_distributed, rank_device, rank_seed,
                                           wrap_model)
 from facecourse.train.sampler import ResumableSampler
+from facecourse.settings import progress_bar
 
 LAST = "last.pt"
 BEST = "best.pt"
@@ -357,7 +357,7 @@ class _Outputs:
     def __init__(self, run_dir: Path, env: DistEnv, resumed_step: int | None, total: int, initial: int,
                  progress: bool, desc: str) -> None:
         self.active = env.is_main
-        self.bar = tqdm(total=total, initial=initial, desc=desc, unit="step", disable=not (progress and self.active))
+        self.bar = progress_bar(total=total, initial=initial, desc=desc, unit="step", disable=not (progress and self.active))
         self.csv_file = self.writer = None
         if not self.active:
             return
