@@ -383,18 +383,36 @@ def load_autoencoder(path: str | Path, map_location: Any = "cpu") -> tuple[MeshA
     return autoencoder_from_checkpoint(checkpoint, str(path)), checkpoint
 
 
+def mesh_network_meta(checkpoint: Checkpoint, network_key: str, where: str, rebuild_hint: str
+                      ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """What a mesh-network checkpoint's ``meta`` rebuilds the network from, checked.
+
+    Args:
+        checkpoint: of a mesh autoencoder or encoder run. network_key: the meta entry with the network settings
+            (``"autoencoder"``, ``"encoder"``). where, rebuild_hint: name the file and the command in errors.
+
+    Returns:
+        ``(template (V, 3) float64 metres, faces (F, 3) int64, network settings)``.
+
+    Raises:
+        CheckpointError: an entry is missing, or the faces are not of the checkpoint's recorded topology.
+    """
+    meta = checkpoint.meta
+    missing = [k for k in ("template", "faces", network_key) if k not in meta]
+    if missing:
+        raise CheckpointError(f"{where} lacks {missing} in its meta; rebuild it with {rebuild_hint}")
+    template, faces = meta["template"].numpy(), meta["faces"].numpy()
+    verify_topology(checkpoint, topology_hash(faces, len(template)), where)
+    return template, faces, meta[network_key]
+
+
 def autoencoder_from_checkpoint(checkpoint: Checkpoint, where: str = "checkpoint") -> MeshAutoencoder:
     """The :class:`MeshAutoencoder` (eval mode) of a pre-training checkpoint; ``where`` names it in errors.
 
     Raises:
         CheckpointError: its meta lacks what rebuilds the network, or its faces are not of its topology.
     """
-    meta = checkpoint.meta
-    missing = [k for k in ("template", "faces", "autoencoder") if k not in meta]
-    if missing:
-        raise CheckpointError(f"{where} lacks {missing} in its meta; rebuild it with {REBUILD_HINT}")
-    template, faces, net = meta["template"].numpy(), meta["faces"].numpy(), meta["autoencoder"]
-    verify_topology(checkpoint, topology_hash(faces, len(template)), where)
+    template, faces, net = mesh_network_meta(checkpoint, "autoencoder", where, REBUILD_HINT)
     model = build_autoencoder(template, faces, net["latent_dim"], net["filters"], net["K"], net["factors"])
     model.load_state_dict(checkpoint.model)
     return model.eval()

@@ -46,7 +46,7 @@ from facecourse.nn.baselines import vertex_errors
 from facecourse.nn.hierarchy import build_hierarchy
 from facecourse.train.checkpoint import Checkpoint, CheckpointError, load_checkpoint, verify_topology
 from facecourse.train.config import TrainConfig, register_config
-from facecourse.train.encoder import flame_vertices, jaw_opening, load_flame
+from facecourse.train.encoder import flame_vertices, jaw_opening, load_flame, mesh_network_meta
 from facecourse.train.loop import LAST, Task, fit
 from facecourse.units import M_TO_MM
 
@@ -386,12 +386,7 @@ def identity_encoder_from_checkpoint(checkpoint: Checkpoint, where: str = "check
     Raises:
         CheckpointError: its meta lacks what rebuilds the network, or its faces are not of its topology.
     """
-    meta = checkpoint.meta
-    missing = [k for k in ("template", "faces", "encoder") if k not in meta]
-    if missing:
-        raise CheckpointError(f"{where} lacks {missing} in its meta; rebuild it with {REBUILD_HINT}")
-    template, faces, net = meta["template"], meta["faces"], meta["encoder"]
-    verify_topology(checkpoint, topology_hash(faces.numpy(), len(template)), where)
+    template, faces, net = mesh_network_meta(checkpoint, "encoder", where, REBUILD_HINT)
     encoder = build_identity_encoder(template, faces, net["latent_dim"], net["filters"], net["K"], net["factors"])
     encoder.load_state_dict(checkpoint.model)
     return encoder.eval()
