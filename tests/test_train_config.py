@@ -302,3 +302,20 @@ def test_scheduler_decays_per_step():
         optimizer.step()
         scheduler.step()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.25)
+
+
+def test_cosine_schedule_factor_and_key():
+    from facecourse.train.config import cosine_factor
+
+    assert [round(cosine_factor(s, 3, 10), 6) for s in (0, 1, 2)] == [0.25 * cosine_factor(0, 0, 10),
+                                                                        round(0.5 * cosine_factor(1, 0, 10), 6),
+                                                                        round(0.75 * cosine_factor(2, 0, 10), 6)]
+    assert cosine_factor(0, 0, 10) == 1.0 and cosine_factor(10, 0, 10) == 0.0
+    assert cosine_factor(5, 0, 10) == pytest.approx(0.5)
+    base = TrainConfig(schedule="cosine", epochs=2)
+    assert base.key() != TrainConfig(schedule="cosine", epochs=3).key()  # the decay spans all epochs
+    assert TrainConfig(epochs=2).key() == TrainConfig(epochs=3).key()  # exponential: resumable to more epochs
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        TrainConfig(schedule="step")
+    with pytest.raises(ValueError, match="warmup_steps"):
+        TrainConfig(warmup_steps=-1)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from facecourse.train.checkpoint import CheckpointError, load_checkpoint
-from facecourse.train.config import TrainConfig
+from facecourse.train.config import TrainConfig, cosine_factor
 from facecourse.train.distributed import DistEnv
 from facecourse.train.loop import FIT_META_KEY, NonFiniteLossError, Task, _per_rank_batch, fit, read_metrics, to_device
 from train_toy import Stop, ToyConfig, ToyTask
@@ -277,3 +277,16 @@ def test_plain_trainconfig_tasks_work(tmp_path):
     assert result.best_path is None and result.best_metrics == {} and result.step == 4
     assert [h["lr"] for h in result.history] == [0.1, 0.05]
     assert {r.name for r in read_metrics(tmp_path)} == {"loss", "lr"}
+
+
+def test_cosine_schedule_steps_every_step_and_resumes_mid_epoch_to_the_same_result(tmp_path):
+    config = ToyConfig(epochs=3, checkpoint_every=5, schedule="cosine", warmup_steps=4, lr=5e-2)
+    reference = run(ToyTask(config), tmp_path / "reference")
+    lrs = [h["lr"] for h in reference.history]  # recorded at each epoch's end: the rate of the next step
+    expected = [config.lr * cosine_factor(8 * e + 8, 4, 24) for e in range(3)]
+    assert lrs == pytest.approx(expected, abs=1e-9)
+    assert reference.history[-1]["lr"] == pytest.approx(0.0, abs=1e-12)  # decayed to 0 at the last step
+    with pytest.raises(Stop):
+        run(ToyTask(config, stop_at=13), tmp_path / "resumed")
+    resumed = run(ToyTask(config), tmp_path / "resumed")
+    assert_same_params(params(resumed.model), params(reference.model))

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -47,6 +48,8 @@ from facecourse.settings import MODES
 from facecourse.settings import mode as current_mode
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("exponential", "cosine")
+"""Learning-rate schedules (:func:`scheduler_for`)."""
 """Optimiser names a config may ask for (:func:`optimizer_for`)."""
 
 CONFIGS_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -123,7 +126,12 @@ class TrainConfig:
         batch_size: the GLOBAL batch, summed over all ranks (each of ``W`` ranks takes ``batch_size / W``).
         optimizer: ``"sgd"`` (with ``momentum``), ``"adam"`` or ``"adamw"`` (:func:`optimizer_for`).
         lr: learning rate of the first epoch.
-        lr_decay: factor applied to the learning rate after every epoch (``ExponentialLR`` gamma, in (0, 1]).
+        lr_decay: factor applied to the learning rate after every epoch (``ExponentialLR`` gamma, in (0, 1]);
+            used by the ``"exponential"`` schedule.
+        schedule: ``"exponential"`` (``lr_decay`` per epoch) or ``"cosine"``: a linear warm-up over
+            ``warmup_steps`` optimiser steps, then a cosine decay to 0 at the last step of ``epochs`` epochs
+            (stepped every optimiser step; ``epochs`` then changes results and enters :meth:`key`).
+        warmup_steps: optimiser steps of the cosine schedule's warm-up (0: none).
         momentum: SGD momentum, in [0, 1) (unused by Adam/AdamW).
         weight_decay: L2 penalty (SGD, Adam) or decoupled decay (AdamW), >= 0.
         grad_clip: clip the gradients' global L2 norm to this value (``clip_grad_norm_``); None = no clipping.
@@ -148,6 +156,8 @@ class TrainConfig:
     optimizer: str = "adam"
     lr: float = 1e-3
     lr_decay: float = 1.0
+    schedule: str = "exponential"
+    warmup_steps: int = 0
     momentum: float = 0.9
     weight_decay: float = 0.0
     grad_clip: float | None = None
@@ -174,6 +184,9 @@ class TrainConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         _number("lr", self.lr, 0.0, low_open=True)
         _number("lr_decay", self.lr_decay, 0.0, 1.0, low_open=True)
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        _int("warmup_steps", self.warmup_steps, 0)
         _number("momentum", self.momentum, 0.0, 1.0, high_open=True)
         _number("weight_decay", self.weight_decay, 0.0)
         if self.grad_clip is not None:
@@ -236,7 +249,8 @@ class TrainConfig:
     def key(self) -> str:
         """The run key: first 12 hex digits of the SHA-256 of ``TASK`` and :meth:`to_dict` without the
         ``RESULT_NEUTRAL`` fields, as canonical JSON. Equal keys mean equal results."""
-        relevant = {k: v for k, v in self.to_dict().items() if k not in self.RESULT_NEUTRAL}
+        neutral = set(self.RESULT_NEUTRAL) - ({"epochs"} if self.schedule == "cosine" else set())
+        relevant = {k: v for k, v in self.to_dict().items() if k not in neutral}
         text = json.dumps({"task": self.TASK, "config": relevant}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -352,8 +366,33 @@ def optimizer_for(config: TrainConfig, params: Iterable) -> torch.optim.Optimize
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
 
 
-def scheduler_for(config: TrainConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.ExponentialLR:
-    """Exponential decay by ``config.lr_decay`` per epoch (the loop calls ``step()`` after every epoch)."""
+def steps_scheduled(config: TrainConfig) -> bool:
+    """True when the loop steps the scheduler after every optimiser step (``"cosine"``), False when after every
+    epoch (``"exponential"``)."""
+    return config.schedule == "cosine"
+
+
+def cosine_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+    """The cosine schedule's learning-rate factor before optimiser step ``step`` (0-based):
+
+    .. math:: f(s) = \\min\\Big(1, \\frac{s + 1}{w + 1}\\Big)\\,
+              \\frac{1}{2}\\Big(1 + \\cos\\frac{\\pi \\min(s, T)}{T}\\Big)
+
+    with :math:`w` warm-up steps and :math:`T` steps in all (1 at the end of the warm-up, 0 at the end).
+    """
+    warm = min(1.0, (step + 1) / (warmup_steps + 1))
+    return warm * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
+
+
+def scheduler_for(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int = 1
+                  ) -> torch.optim.lr_scheduler.LRScheduler:
+    """The learning-rate schedule of ``config``: ``ExponentialLR(lr_decay)`` stepped after every epoch, or the
+    warm-up + cosine :func:`cosine_factor` over ``epochs * steps_per_epoch`` optimiser steps, stepped after
+    every step (:func:`steps_scheduled`)."""
+    if steps_scheduled(config):
+        total = config.epochs * steps_per_epoch
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, functools.partial(cosine_factor, warmup_steps=config.warmup_steps, total_steps=total))
     return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
 
 

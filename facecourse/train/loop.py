@@ -56,7 +56,7 @@ from facecourse.data.atomic import atomic_open
 from facecourse.settings import device as default_device
 from facecourse.train.checkpoint import (Checkpoint, CheckpointError, capture_rng_state, load_checkpoint,
                                          restore_rng_state, save_checkpoint, verify_topology)
-from facecourse.train.config import TrainConfig, optimizer_for, scheduler_for
+from facecourse.train.config import TrainConfig, optimizer_for, scheduler_for, steps_scheduled
 from facecourse.train.distributed import (DistEnv, barrier, derive_seed, init_distributed, rank_device, rank_seed,
                                           wrap_model)
 from facecourse.train.sampler import ResumableSampler
@@ -508,7 +508,9 @@ class _Run:
             self.model.load_state_dict(checkpoint.model)
         self.wrapped = wrap_model(self.model, self.env, self.device)
         self.optimizer = optimizer_for(self.config, task.param_groups(self.model))
-        self.scheduler = scheduler_for(self.config, self.optimizer)
+        self.steps_per_epoch = -(-self.sampler.num_samples // self.batch)
+        self.scheduler = scheduler_for(self.config, self.optimizer, self.steps_per_epoch)
+        self.per_step_schedule = steps_scheduled(self.config)
         self.params = [p for group in self.optimizer.param_groups for p in group["params"]]
         epoch_sums: dict[str, Any] = {"names": None, "sums": None, "steps": 0}
         if checkpoint is None:
@@ -522,7 +524,6 @@ class _Run:
                                  worker_init_fn=seed_worker, pin_memory=self.device.type == "cuda",
                                  generator=torch.Generator().manual_seed(
                                      derive_seed("loader", self.config.seed, self.env.rank)))
-        self.steps_per_epoch = -(-self.sampler.num_samples // self.batch)
         self.resumed_step = None if checkpoint is None else checkpoint.step
 
     def _checkpoint_to_resume(self) -> Checkpoint | None:
@@ -598,6 +599,8 @@ class _Run:
         if self.config.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
         self.optimizer.step()
+        if self.per_step_schedule:
+            self.scheduler.step()
         self.stats.add(total, terms)
         self.sampler.advance(self.batch)
         self.state.step += 1
@@ -611,7 +614,8 @@ class _Run:
         state = self.state
         state.epoch, state.step_in_epoch = state.epoch + 1, 0
         self.stats.new_epoch()
-        self.scheduler.step()
+        if not self.per_step_schedule:
+            self.scheduler.step()
         self.sampler.set_epoch(state.epoch)
         val: dict[str, float] = {}
         if state.epoch % self.config.val_every == 0:
