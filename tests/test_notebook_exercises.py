@@ -24,7 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 # Not yet converted to the convention (their owners convert them); remove a name when its notebook complies.
-PENDING = {"03_chebyshev_encoder.ipynb", "04_2d_losses.ipynb"}
+PENDING: set[str] = set()
 CONVERTED = [p for p in NOTEBOOKS if p.name not in PENDING]
 STUB_FAILURES = {"AssertionError", "NotImplementedError"}
 
