@@ -70,6 +70,19 @@ def _check_weights(latent_weight: float, level_weights: Sequence[float] | None) 
     return levels
 
 
+def _weighted_distance(z: torch.Tensor, h: Sequence[torch.Tensor], z_target: torch.Tensor,
+                       h_target: Sequence[torch.Tensor], latent_weight: float, levels: tuple[float, ...],
+                       distance: str) -> torch.Tensor:
+    """``(B,)`` :math:`\\lambda_z d(z, z_t) + \\sum_l \\lambda_l d(h_l, h_{t,l})` of encoded features (zero weights skipped)."""
+    if len(levels) > len(h):
+        raise ValueError(f"level_weights has {len(levels)} entries but the encoder has {len(h)} levels")
+    total = latent_weight * feature_distance(z, z_target, distance) if latent_weight else z.new_zeros(z.shape[0])
+    for weight, hp, ht in zip(levels, h, h_target):
+        if weight:
+            total = total + weight * feature_distance(hp, ht, distance)
+    return total
+
+
 def id3d_distances(encoder: nn.Module, predicted_vertices: torch.Tensor, target_vertices: torch.Tensor, *,
                    latent_weight: float = 1.0, level_weights: Sequence[float] | None = None,
                    distance: str = "l2") -> torch.Tensor:
@@ -92,13 +105,7 @@ def id3d_distances(encoder: nn.Module, predicted_vertices: torch.Tensor, target_
     with torch.no_grad():
         z_target, h_target = encoder(target_vertices, return_features=True)
     z, h = encoder(predicted_vertices, return_features=True)
-    if len(levels) > len(h):
-        raise ValueError(f"level_weights has {len(levels)} entries but the encoder has {len(h)} levels")
-    total = latent_weight * feature_distance(z, z_target, distance) if latent_weight else z.new_zeros(z.shape[0])
-    for weight, hp, ht in zip(levels, h, h_target):
-        if weight:
-            total = total + weight * feature_distance(hp, ht, distance)
-    return total
+    return _weighted_distance(z, h, z_target, h_target, latent_weight, levels, distance)
 
 
 def id3d_loss(encoder: nn.Module, predicted_vertices: torch.Tensor, target_vertices: torch.Tensor, *,
@@ -243,15 +250,11 @@ def feature_distance_matrix(encoder: nn.Module, vertices: torch.Tensor, *, laten
     check_meshes(vertices, vertices)
     levels = _check_weights(latent_weight, level_weights)
     z, h = encoder(vertices, return_features=True)
-    if len(levels) > len(h):
-        raise ValueError(f"level_weights has {len(levels)} entries but the encoder has {len(h)} levels")
     n = len(vertices)
     rows, cols = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
     rows, cols = rows.flatten(), cols.flatten()
-    total = latent_weight * feature_distance(z[rows], z[cols], distance)
-    for weight, features in zip(levels, h):
-        if weight:
-            total = total + weight * feature_distance(features[rows], features[cols], distance)
+    total = _weighted_distance(z[rows], [f[rows] for f in h], z[cols], [f[cols] for f in h], latent_weight, levels,
+                               distance)
     return total.reshape(n, n)
 
 
