@@ -10,9 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from facecourse.datasets.paired import SubjectBatchSampler
 from facecourse.train.checkpoint import CheckpointError, load_checkpoint
 from facecourse.train.config import TrainConfig, cosine_factor
 from facecourse.train.distributed import DistEnv
@@ -290,3 +292,43 @@ def test_cosine_schedule_steps_every_step_and_resumes_mid_epoch_to_the_same_resu
         run(ToyTask(config, stop_at=13), tmp_path / "resumed")
     resumed = run(ToyTask(config), tmp_path / "resumed")
     assert_same_params(params(resumed.model), params(reference.model))
+
+
+class _KeyedToyData(torch.utils.data.Dataset):
+    """The toy data read by SampleKey (what SubjectBatchSampler yields)."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, key):
+        return self.data[key.index]
+
+
+class SubjectToyTask(ToyTask):
+    """The toy regression batched as 4 'subjects' x 2 samples (16 subjects of 4 samples each)."""
+
+    def train_dataset(self):
+        return _KeyedToyData(super().train_dataset())
+
+    def batch_sampler(self, dataset, batch_size, rank, world_size):
+
+        subjects = np.arange(len(dataset)) // 4
+        return SubjectBatchSampler(subjects, n_subjects=batch_size // 2, k=2, seed=self.config.seed, rank=rank,
+                                   world_size=world_size)
+
+
+def test_a_task_batch_sampler_drives_the_loop_and_resumes_mid_epoch(tmp_path):
+    whole = run(SubjectToyTask(CONFIG), tmp_path / "whole")
+    assert whole.step == 3 * 4, "16 subjects / 4 per batch = 4 steps per epoch"
+    with pytest.raises(Stop):
+        run(SubjectToyTask(CONFIG, stop_at=7), tmp_path / "resumed")
+    mid = load_checkpoint(tmp_path / "resumed" / "last.pt")
+    assert (mid.epoch, mid.step_in_epoch) == (1, 1) and mid.samplers["train"]["start"] == 1
+    resumed = run(SubjectToyTask(CONFIG), tmp_path / "resumed")
+    assert_same_params(params(resumed.model), params(whole.model))
+    plain = run(ToyTask(CONFIG), tmp_path / "plain")
+    assert not torch.allclose(params(plain.model)["0.weight"], params(whole.model)["0.weight"]), \
+        "the task's sampler was not used"

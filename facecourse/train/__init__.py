@@ -37,7 +37,7 @@ from facecourse.train.config import (CONFIGS, TrainConfig, optimizer_for, preset
 from facecourse.train.distributed import DistEnv, init_distributed, is_main, rank_seed, shutdown, wrap_model
 from facecourse.train.loop import (FitResult, MetricRow, NonFiniteLossError, Task, fit, read_metrics,
                                    seed_everything, to_device)
-from facecourse.train.sampler import ResumableSampler
+from facecourse.train.sampler import ResumableBatches, ResumableSampler, SampleBatches
 
 # Task modules: each registers its config with @register_config when imported. Import every task module
 # here (e.g. ``from facecourse.train import encoder``), so that ``import facecourse.train`` fills CONFIGS for
@@ -48,7 +48,7 @@ from facecourse.train.mesh_encoders import ENCODER_KINDS, load_mesh_encoder, pre
 __all__ = [
     "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CONFIGS", "Checkpoint", "CheckpointError", "DistEnv", "ENCODER_KINDS",
     "FitResult",
-    "MetricRow", "NonFiniteLossError", "ResumableSampler", "Task", "TrainConfig", "capture_rng_state", "fit",
+    "MetricRow", "NonFiniteLossError", "ResumableBatches", "ResumableSampler", "SampleBatches", "Task", "TrainConfig", "capture_rng_state", "fit",
     "init_distributed", "is_main", "load_checkpoint", "load_mesh_encoder", "optimizer_for", "preset_path", "pretrained_mesh_encoder", "rank_seed", "read_metrics",
     "register_config", "restore_rng_state", "save_checkpoint", "scheduler_for", "seed_everything", "shutdown",
     "to_device", "verify_topology", "wrap_model", "write_presets",

@@ -6,9 +6,10 @@ does the rest, the same way for every task:
 
 - seeding: ``config.seed`` before ``build_model`` (identical initial weights on every rank), then a per-rank
   seed (:func:`~facecourse.train.distributed.rank_seed`) for dropout and augmentation;
-- data: a :class:`~facecourse.train.sampler.ResumableSampler` (DistributedSampler order, resumable
-  mid-epoch) and a ``DataLoader`` with the per-rank batch ``config.batch_size // world_size``; batches are
-  moved to the device (:func:`to_device`) before ``task.loss``;
+- data: the task's :meth:`Task.batch_sampler` (default: a :class:`~facecourse.train.sampler.ResumableSampler`,
+  DistributedSampler order, resumable mid-epoch, in batches of the per-rank batch
+  ``config.batch_size // world_size``) drives a ``DataLoader``; batches are moved to the device
+  (:func:`to_device`) before ``task.loss``;
 - a step: forward under bf16 autocast (CUDA and ``config.amp`` only), backward, optional gradient clipping,
   ``optimizer.step()``; the loss and its terms are summed on the device and a device-side flag records the
   first non-finite step, so no step waits for the GPU;
@@ -59,7 +60,7 @@ from facecourse.train.checkpoint import (Checkpoint, CheckpointError, capture_rn
 from facecourse.train.config import TrainConfig, optimizer_for, scheduler_for, steps_scheduled
 from facecourse.train.distributed import (DistEnv, barrier, derive_seed, init_distributed, rank_device, rank_seed,
                                           wrap_model)
-from facecourse.train.sampler import ResumableSampler
+from facecourse.train.sampler import ResumableBatches, ResumableSampler, SampleBatches
 from facecourse.settings import progress_bar
 
 LAST = "last.pt"
@@ -141,6 +142,15 @@ class Task(abc.ABC):
 
     def on_fresh_start(self, model: nn.Module, dataset: Dataset) -> None:
         """Called once before the first step of a new run (not on resume), e.g. to fit a normaliser."""
+
+    def batch_sampler(self, dataset: Dataset, batch_size: int, rank: int, world_size: int) -> ResumableBatches:
+        """This rank's batches of ``dataset`` (``batch_size`` = the per-rank batch). Default: a
+        :class:`~facecourse.train.sampler.ResumableSampler` seeded with ``config.seed`` in batches
+        (:class:`~facecourse.train.sampler.SampleBatches`); override to batch otherwise, e.g. N subjects x K
+        images (:class:`facecourse.datasets.paired.SubjectBatchSampler`). The epoch a sampler yields is set by
+        the loop (``set_epoch``), never by the task."""
+        return SampleBatches(ResumableSampler(dataset, rank=rank, world_size=world_size, seed=self.config.seed),
+                             batch_size)
 
 
 @dataclass
@@ -495,8 +505,10 @@ class _Run:
         seed_everything(self.config.seed)
         self.model = task.build_model().to(self.device)
         self.dataset = task.train_dataset()
-        self.sampler = ResumableSampler(self.dataset, rank=self.env.rank, world_size=self.env.world_size,
-                                        seed=self.config.seed)
+        self.sampler = task.batch_sampler(self.dataset, self.batch, self.env.rank, self.env.world_size)
+        if not isinstance(self.sampler, ResumableBatches):
+            raise TypeError(f"task.batch_sampler must return a facecourse.train.sampler.ResumableBatches, got "
+                            f"{type(self.sampler).__name__}")
         self.state = _Progress()
         checkpoint = self._checkpoint_to_resume() if resume else None
         barrier()  # every rank has decided whether to resume before rank 0 clears a stale run
@@ -508,7 +520,7 @@ class _Run:
             self.model.load_state_dict(checkpoint.model)
         self.wrapped = wrap_model(self.model, self.env, self.device)
         self.optimizer = optimizer_for(self.config, task.param_groups(self.model))
-        self.steps_per_epoch = -(-self.sampler.num_samples // self.batch)
+        self.steps_per_epoch = self.sampler.batches_per_epoch
         self.scheduler = scheduler_for(self.config, self.optimizer, self.steps_per_epoch)
         self.per_step_schedule = steps_scheduled(self.config)
         self.params = [p for group in self.optimizer.param_groups for p in group["params"]]
@@ -519,8 +531,8 @@ class _Run:
             epoch_sums = self._restore(checkpoint)
         self.stats = _LossStats(self.device, self.env, self.state.step, epoch_sums["names"], epoch_sums["sums"],
                                 epoch_sums["steps"])
-        self.loader = DataLoader(self.dataset, batch_size=self.batch, sampler=self.sampler, num_workers=num_workers,
-                                 collate_fn=task.collate, drop_last=False, persistent_workers=num_workers > 0,
+        self.loader = DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=num_workers,
+                                 collate_fn=task.collate, persistent_workers=num_workers > 0,
                                  worker_init_fn=seed_worker, pin_memory=self.device.type == "cuda",
                                  generator=torch.Generator().manual_seed(
                                      derive_seed("loader", self.config.seed, self.env.rank)))
@@ -602,7 +614,7 @@ class _Run:
         if self.per_step_schedule:
             self.scheduler.step()
         self.stats.add(total, terms)
-        self.sampler.advance(self.batch)
+        self.sampler.advance(1)
         self.state.step += 1
         self.state.step_in_epoch += 1
 

@@ -1,4 +1,5 @@
-"""A resumable, rank-aware sampler for map-style datasets.
+"""Resumable, rank-aware samplers for map-style datasets: per sample (:class:`ResumableSampler`) and per batch
+(:class:`ResumableBatches`, the protocol the training loop drives; :class:`SampleBatches` adapts the former).
 
 :class:`ResumableSampler` is ``torch.utils.data.DistributedSampler`` (same permutation per epoch, from a
 ``torch.Generator`` seeded with ``seed + epoch``, never the global RNG; same padding to a multiple of the
@@ -17,7 +18,7 @@ a few samples.)
 from __future__ import annotations
 
 from collections.abc import Iterator, Sized
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from torch.utils.data import DistributedSampler
 
@@ -87,3 +88,79 @@ class ResumableSampler(DistributedSampler):
             raise ValueError(f"sampler state is at global position {consumed}, which {self.num_replicas} ranks "
                              f"cannot share evenly")
         self.set_epoch(state["epoch"], min(consumed // self.num_replicas, self.num_samples))
+
+
+@runtime_checkable
+class ResumableBatches(Protocol):
+    """What the training loop needs of a batch sampler (``DataLoader(batch_sampler=...)``): whole epochs of
+    this rank's batches (lists of dataset keys), a position inside the epoch counted in batches, and that
+    position as plain state for checkpoints. :class:`SampleBatches` and
+    :class:`facecourse.datasets.paired.SubjectBatchSampler` implement it.
+    """
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """Batches this rank yields in a whole epoch."""
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Yield epoch ``epoch`` from this rank's batch ``start`` on at the next iteration."""
+
+    def advance(self, n: int = 1) -> None:
+        """Record that ``n`` more batches of the epoch were consumed."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The position as plain values."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`state_dict`."""
+
+    def __iter__(self) -> Iterator[list[Any]]: ...
+
+    def __len__(self) -> int: ...
+
+
+class SampleBatches:
+    """A :class:`ResumableSampler` cut into batches of ``batch_size`` indices (the last one of an epoch may be
+    shorter): the batches ``DataLoader(batch_size=batch_size, sampler=sampler)`` makes, with the
+    :class:`ResumableBatches` position (a batch position ``b`` is the sample position ``b * batch_size``; the
+    state is the sampler's own, so checkpoints hold the same data either way).
+
+    Args:
+        sampler: the per-sample sampler. batch_size: indices per batch on this rank.
+    """
+
+    def __init__(self, sampler: ResumableSampler, batch_size: int) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.sampler, self.batch_size = sampler, batch_size
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """``ceil(num_samples / batch_size)``."""
+        return -(-self.sampler.num_samples // self.batch_size)
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Epoch ``epoch`` from batch ``start`` on."""
+        if not 0 <= start <= self.batches_per_epoch:
+            raise ValueError(f"start must be in [0, {self.batches_per_epoch}] (batches per epoch), got {start}")
+        self.sampler.set_epoch(epoch, min(start * self.batch_size, self.sampler.num_samples))
+
+    def advance(self, n: int = 1) -> None:
+        """``n`` more batches consumed."""
+        self.sampler.advance(n * self.batch_size)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The sampler's state (:meth:`ResumableSampler.state_dict`)."""
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the sampler's state (:meth:`ResumableSampler.load_state_dict`)."""
+        self.sampler.load_state_dict(state)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        indices = list(self.sampler)
+        return iter([indices[i:i + self.batch_size] for i in range(0, len(indices), self.batch_size)])
+
+    def __len__(self) -> int:
+        """Batches left in this epoch."""
+        return -(-len(self.sampler) // self.batch_size)
