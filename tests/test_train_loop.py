@@ -314,7 +314,6 @@ class SubjectToyTask(ToyTask):
         return _KeyedToyData(super().train_dataset())
 
     def batch_sampler(self, dataset, batch_size, rank, world_size):
-
         subjects = np.arange(len(dataset)) // 4
         return SubjectBatchSampler(subjects, n_subjects=batch_size // 2, k=2, seed=self.config.seed, rank=rank,
                                    world_size=world_size)
