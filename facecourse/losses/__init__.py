@@ -6,6 +6,7 @@ identity, and the regularisers on the codes; the analysis-by-synthesis fit that 
 and 3D errors between meshes (:mod:`~facecourse.losses.vertices`), the 3D-ID loss (:mod:`~facecourse.losses.id3d`).
 """
 
+from facecourse.losses.image import IMAGE_TERMS, ImageLossWeights, image_loss_terms
 from facecourse.losses.fit import FitConfig, FitResult, component_sensitivity, fit_to_image, init_camera
 from facecourse.losses.identity import (
     FaceRecogniser,
@@ -54,7 +55,7 @@ from facecourse.losses.vertices import (
 __all__ = [
     # 2D (chapter 04)
     "EYELID_PAIRS", "FaceRecogniser", "FitConfig", "FitResult", "LIP_PAIRS", "component_sensitivity",
-    "fit_to_image", "init_camera", "mesh_error_mm",
+    "fit_to_image", "init_camera", "mesh_error_mm", "IMAGE_TERMS", "ImageLossWeights", "image_loss_terms",
     "albedo_regularizer", "composite", "deca_landmark_weights", "expression_regularizer", "eye_closure_loss",
     "identity_loss", "l2_regularizer", "landmark_loss", "light_regularizer", "lip_distance_loss",
     "load_recogniser", "photometric_loss", "shape_regularizer", "verification_accuracy",

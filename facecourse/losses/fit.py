@@ -19,10 +19,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from facecourse.losses.identity import identity_loss
-from facecourse.losses.landmarks import eye_closure_loss, landmark_loss, lip_distance_loss
-from facecourse.losses.photometric import photometric_loss
-from facecourse.losses.regularizers import l2_regularizer, light_regularizer
+from facecourse.losses.image import image_loss_terms
+from facecourse.losses.landmarks import landmark_loss
 from facecourse.render.head import FaceParams, HeadRenderer
 from facecourse.render.shading import SH_CONSTANTS
 from facecourse.units import M_TO_MM
@@ -155,20 +153,7 @@ def fit_to_image(renderer: HeadRenderer, image: torch.Tensor, landmarks: torch.T
     for _ in bar:
         params = _params(var)
         head = renderer(params, size)
-        lmk = head.landmarks[..., :2]
-        terms = {
-            "landmark": config.w_landmark * landmark_loss(lmk, landmarks, visibility=visibility),
-            "eye": config.w_eye * eye_closure_loss(lmk, landmarks, visibility=visibility),
-            "lip": config.w_lip * lip_distance_loss(lmk, landmarks, visibility=visibility),
-            "photometric": config.w_photometric * photometric_loss(head.render.image, image, head.skin_mask),
-            "shape_reg": config.w_shape * l2_regularizer(params.shape),
-            "expression_reg": config.w_expression * l2_regularizer(params.expression),
-            "albedo_reg": config.w_albedo * l2_regularizer(params.albedo),
-            "light_reg": config.w_light * light_regularizer(params.lighting),
-        }
-        if recogniser is not None:
-            terms["identity"] = config.w_identity * identity_loss(recogniser, head.render.image, image,
-                                                                  head.render.mask)
+        terms = image_loss_terms(config, head, params, image, landmarks, visibility, recogniser)
         total = sum(terms.values())
         opt.zero_grad()
         total.backward()
