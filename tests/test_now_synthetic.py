@@ -186,3 +186,23 @@ def test_render_now_images_resumed_run_writes_the_same_images(tmp_path):
     for name in ("IMG_0001.jpg", "IMG_0002.jpg", "IMG_0003.jpg"):
         expected = (whole / "iphone_pictures" / "SYN_0001" / "multiview_occlusions" / name).read_bytes()
         assert (photos / name).read_bytes() == expected, name
+
+
+def test_every_synthetic_photo_has_a_face_box_around_the_face():
+    """The boxes frame the rendered face: the face pixels (not the black background) fill most of the box,
+    and almost none lie far outside it."""
+    import matplotlib.image as mpimg
+    from facecourse.now.layout import face_box_path, image_path, read_face_box, read_image_list
+    from facecourse.now.synthetic import synthetic_now_dir
+    root = synthetic_now_dir()
+    for im in read_image_list(root, "val")[::3]:
+        box = read_face_box(face_box_path(root, im))
+        pixels = mpimg.imread(image_path(root, im))
+        face = pixels.astype(float).sum(-1) > 30  # jpg: the background is black up to compression noise
+        rows, cols = np.nonzero(face)
+        inside = (cols >= box.left) & (cols <= box.right) & (rows >= box.top) & (rows <= box.bottom)
+        box_area = (box.right - box.left) * (box.bottom - box.top)
+        assert inside.sum() > 0.7 * box_area, (im, box)
+        margin = 0.6 * (box.right - box.left)
+        far = (cols < box.left - margin) | (cols > box.right + margin) | (rows > box.bottom + margin)
+        assert far.mean() < 0.05, (im, box)

@@ -6,7 +6,9 @@ set under ``synthetic/``; see :func:`facecourse.now.paths.default_now_dir`)::
     imagepathsvalidation.txt      lines "subject/challenge/IMG.jpg" (validation split)
     imagepathstest.txt            the same for the test split (scans withheld for the real test set)
     iphone_pictures/<subject>/<challenge>/<IMG>.jpg     the photos
-    detected_face/<subject>/<challenge>/<IMG>.npy       face boxes (not used by the evaluation)
+    detected_face/<subject>/<challenge>/<IMG>.npy       the face box of each photo: a pickled dict with
+                                                        ``left, top, right, bottom`` in pixels (read safely
+                                                        by :func:`read_face_box`; used to crop, not to score)
     scans/<subject>/*.obj                     the ground-truth scan, millimetres (first .obj in sorted order)
     scans_lmks_onlypp/<subject>/*.pp          its 7 landmarks, MeshLab picked points (facecourse.now.pp)
 
@@ -22,7 +24,10 @@ inconsistent one :class:`PredictionMalformed`; both carry the path.
 
 from __future__ import annotations
 
+import io
+import math
 import os
+import pickle
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,6 +38,7 @@ import numpy as np
 from facecourse.arrays import to_numpy
 from facecourse.data.atomic import atomic_open, atomic_path
 from facecourse.data.paths import data_dir
+from facecourse.data.safe_load import RestrictedUnpickler, UnsafePickleError
 from facecourse.mesh import load_mesh, save_mesh
 from facecourse.now.crop import check_landmarks7
 from facecourse.now.pp import read_pp
@@ -40,6 +46,7 @@ from facecourse.now.pp import read_pp
 CHALLENGES = ("multiview_neutral", "multiview_expressions", "multiview_occlusions", "selfie")
 SPLIT_FILES = {"val": "imagepathsvalidation.txt", "test": "imagepathstest.txt"}
 IMAGES_SUBDIR = Path("iphone_pictures")
+FACE_BOXES_SUBDIR = Path("detected_face")
 #: Where the dataset folder sits below the data directory (real) or ``data_dir()/"synthetic"`` (synthetic).
 DATASET_SUBDIR = Path("NoW_Dataset") / "final_release_version"
 MESH_SUFFIXES = (".obj", ".ply")
@@ -101,6 +108,79 @@ def write_image_list(path: str | os.PathLike, images) -> Path:
 def image_path(dataset_dir: str | os.PathLike, image: NowImage) -> Path:
     """Where the photo of ``image`` lives in the dataset."""
     return Path(dataset_dir) / IMAGES_SUBDIR / image.subject / image.challenge / image.name
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """A face's bounding box in a photo, pixels (``left < right``, ``top < bottom``; x right, y down)."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+    def __post_init__(self):
+        values = (self.left, self.top, self.right, self.bottom)
+        if not all(math.isfinite(v) for v in values) or self.right <= self.left or self.bottom <= self.top:
+            raise ValueError(f"a face box needs finite left < right and top < bottom, got {values}")
+
+
+def face_box_path(dataset_dir: str | os.PathLike, image: NowImage) -> Path:
+    """Where the face box of ``image`` lives: ``detected_face/<subject>/<challenge>/<IMG>.npy``."""
+    return Path(dataset_dir) / FACE_BOXES_SUBDIR / image.subject / image.challenge / Path(image.name).with_suffix(".npy")
+
+
+def read_face_box(path: str | os.PathLike) -> FaceBox:
+    """Read an official NoW face-box file: an ``.npy`` holding a pickled dict with ``left``, ``top``,
+    ``right``, ``bottom`` (what ``np.save`` writes for a dict), unpickled by the restricted unpickler (nothing
+    outside numpy and plain builtins is executed; ``np.load(allow_pickle=True)`` would run any pickle).
+    A plain ``(4,)`` number array ``[left, top, right, bottom]`` is accepted too.
+
+    Raises:
+        FileNotFoundError: no file. UnsafePickleError: the pickle names a global outside the allow-list.
+        ValueError: naming the file, when it is not such a box.
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    try:
+        handle = io.BytesIO(raw)
+        version = np.lib.format.read_magic(handle)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        _, _, dtype = read_header(handle)
+        if dtype.hasobject:
+            value = RestrictedUnpickler(handle, source=str(path)).load()
+            value = value.item() if isinstance(value, np.ndarray) and value.shape == () else value
+        else:
+            value = np.load(io.BytesIO(raw), allow_pickle=False)
+    except UnsafePickleError:
+        raise
+    except (ValueError, EOFError, OSError, pickle.UnpicklingError) as error:
+        raise ValueError(f"{path} is not a NoW face-box .npy file ({error})") from None
+    if isinstance(value, dict):
+        missing = [k for k in ("left", "top", "right", "bottom") if k not in value]
+        if missing:
+            raise ValueError(f"{path}: the face box lacks {missing} (has {sorted(map(str, value))})")
+        coords = [value[k] for k in ("left", "top", "right", "bottom")]
+    else:
+        coords = np.asarray(value).reshape(-1).tolist()
+        if len(coords) != 4:
+            raise ValueError(f"{path}: a face box needs 4 numbers [left, top, right, bottom], got {len(coords)}")
+    try:
+        return FaceBox(*(float(c) for c in coords))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: {error}") from None
+
+
+def write_face_box(path: str | os.PathLike, box: FaceBox) -> Path:
+    """Write ``box`` in the official layout (a dict of Python floats saved with ``np.save``), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = {"left": box.left, "top": box.top, "right": box.right, "bottom": box.bottom}
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, np.array(value, dtype=object), allow_pickle=True)
+    return path
 
 
 def scan_files(dataset_dir: str | os.PathLike, subject: str) -> tuple[Path, Path]:
@@ -242,8 +322,8 @@ def write_prediction(pred_dir: str | os.PathLike, image: NowImage, vertices, fac
 
 
 __all__ = [
-    "CHALLENGES", "DATASET_SUBDIR", "IMAGES_SUBDIR", "NowImage", "PredictionMalformed", "PredictionMissing",
-    "SPLIT_FILES", "default_now_dir", "image_path", "load_landmarks_file", "load_prediction", "load_scan",
-    "prediction_base", "prediction_files", "read_image_list", "real_now_dir", "scan_files", "split_file", "write_image_list",
+    "CHALLENGES", "DATASET_SUBDIR", "FACE_BOXES_SUBDIR", "FaceBox", "IMAGES_SUBDIR", "NowImage", "PredictionMalformed", "PredictionMissing",
+    "SPLIT_FILES", "default_now_dir", "face_box_path", "image_path", "load_landmarks_file", "load_prediction", "load_scan",
+    "prediction_base", "prediction_files", "read_image_list", "real_now_dir", "scan_files", "read_face_box", "split_file", "write_face_box", "write_image_list",
     "write_mesh_and_landmarks", "write_prediction",
 ]

@@ -47,16 +47,18 @@ from facecourse.mesh import load_mesh, save_mesh
 from facecourse.now.crop import NOW7_NAMES
 from facecourse.now.export import flame_now_prediction
 from facecourse.now.layout import (
-    CHALLENGES, DATASET_SUBDIR, IMAGES_SUBDIR, NowImage, image_path, load_landmarks_file, read_image_list,
+    CHALLENGES, DATASET_SUBDIR, IMAGES_SUBDIR, FaceBox, NowImage, face_box_path, image_path, load_landmarks_file,
+    read_image_list, write_face_box,
     write_image_list, write_mesh_and_landmarks,
 )
 from facecourse.now.pp import write_pp
 from facecourse.now.units import M_TO_MM
+from facecourse.render.camera import ndc_to_pixels
 from facecourse.render.head import FaceParams, HeadRenderer
 from facecourse.settings import progress_bar
 
 #: Bump when the generated set changes (2: photo seeds from SHA-256 of the image line, the one hash of the package).
-SYNTHETIC_NOW_VERSION = 2
+SYNTHETIC_NOW_VERSION = 3
 META_FILE = "synthetic_now.json"
 GROUND_TRUTH_SUBDIR = "synthetic_ground_truth"
 #: Images per subject and challenge in the synthetic lists.
@@ -200,9 +202,10 @@ def is_complete(dataset_dir: str | os.PathLike) -> bool:
 
 def missing_images(dataset_dir: str | os.PathLike) -> list:
     """The :class:`facecourse.now.NowImage` entries of the validation and test lists of ``dataset_dir``
-    (in list order) whose photo file does not exist yet."""
+    (in list order) whose photo or face-box file does not exist yet."""
     root = Path(dataset_dir)
-    return [im for split in ("val", "test") for im in read_image_list(root, split) if not image_path(root, im).is_file()]
+    return [im for split in ("val", "test") for im in read_image_list(root, split)
+            if not (image_path(root, im).is_file() and face_box_path(root, im).is_file())]
 
 
 def has_images(dataset_dir: str | os.PathLike) -> bool:
@@ -293,6 +296,15 @@ NOW_CHALLENGE_STYLE = {
 }
 
 
+def landmark_box(landmarks: torch.Tensor, image_size: int) -> FaceBox:
+    """The synthetic "detection": the pixel bounding box of the 68 projected landmarks ``(68, 2)`` (normalised
+    image coordinates of a square ``image_size`` photo), the box the training crops are framed on
+    (:func:`facecourse.datasets.paired.landmark_window`); real NoW boxes come from a face detector."""
+    pixels = ndc_to_pixels(landmarks[None, :, :2].double(), (image_size, image_size))[0]
+    lo, hi = pixels.amin(0).tolist(), pixels.amax(0).tolist()
+    return FaceBox(left=lo[0], top=lo[1], right=hi[0], bottom=hi[1])
+
+
 def render_now_images(dataset_dir, image_size: int = 512, seed: int = 0, progress: bool = True) -> int:
     """Render the photos of a synthetic NoW set in the official layout.
 
@@ -342,11 +354,12 @@ def render_now_images(dataset_dir, image_size: int = 512, seed: int = 0, progres
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             mpimg.imsave(tmp, img[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy(), format="jpg")
+        write_face_box(face_box_path(root, im), landmark_box(data.landmarks[0], image_size))
         written += 1
     return written
 
 
 __all__ = [
-    "GROUND_TRUTH_SUBDIR", "META_FILE", "NOW_CHALLENGE_STYLE", "SYNTHETIC_NOW_VERSION", "build_synthetic_now", "ground_truth_prediction",
+    "GROUND_TRUTH_SUBDIR", "META_FILE", "NOW_CHALLENGE_STYLE", "landmark_box", "SYNTHETIC_NOW_VERSION", "build_synthetic_now", "ground_truth_prediction",
     "is_complete", "missing_images", "render_now_images", "scan_from_head", "synthetic_meta", "synthetic_now_dir", "write_synthetic_now",
 ]
