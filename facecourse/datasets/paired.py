@@ -217,15 +217,23 @@ class CropScaleJitter:
         return (self.scale[0] + self.scale[1]) / 2, (0.0, 0.0)
 
 
-def landmark_window(landmarks: np.ndarray, scale: float, shift: tuple[float, float]) -> CropWindow:
-    """The crop around ``landmarks`` ``(68, 2)`` pixels: half-side :math:`k d / 2` and centre
-    :math:`c + \\delta d` for the box of centre :math:`c` and larger side :math:`d`."""
-    lo, hi = landmarks.min(0), landmarks.max(0)
+def box_window(lo: np.ndarray, hi: np.ndarray, scale: float, shift: tuple[float, float] = (0.0, 0.0)) -> CropWindow:
+    """The crop around the box from corner ``lo`` = (left, top) to ``hi`` = (right, bottom), pixels:
+    half-side :math:`k d / 2` and centre :math:`c + \\delta d` for the box's centre :math:`c` and larger side
+    :math:`d` (a face detector's box, e.g. NoW's ``detected_face``, or the landmarks' box)."""
+    lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
     size = float((hi - lo).max())
     if not np.isfinite(size) or size <= 0:
-        raise ValueError(f"landmarks span no box (size {size}); cannot crop around them")
+        raise ValueError(f"the box from {lo.tolist()} to {hi.tolist()} has no size; cannot crop around it")
     centre = (lo + hi) / 2 + np.asarray(shift) * size
     return CropWindow(float(centre[0]), float(centre[1]), scale * size / 2)
+
+
+def landmark_window(landmarks: np.ndarray, scale: float, shift: tuple[float, float]) -> CropWindow:
+    """The crop around ``landmarks`` ``(68, 2)`` pixels: :func:`box_window` of their bounding box."""
+    if not np.isfinite(landmarks).all():
+        raise ValueError("landmarks hold NaN or inf; cannot crop around them")
+    return box_window(landmarks.min(0), landmarks.max(0), scale, shift)
 
 
 def crop_image(image: torch.Tensor, window: CropWindow, size: int, mode: str = "bilinear") -> torch.Tensor:
@@ -443,5 +451,5 @@ class SubjectBatchSampler(Sampler[list[SampleKey]]):
 __all__ = [
     "N_LANDMARKS", "CropScaleJitter", "CropWindow", "PairedBatch", "PairedFaceDataset", "PairedRecord",
     "PairedSample", "PairedSource", "SampleKey", "SubjectBatchSampler", "collate_paired",
-    "crop_camera", "crop_image", "crop_points", "landmark_window", "stream_seed",
+    "box_window", "crop_camera", "crop_image", "crop_points", "landmark_window", "stream_seed",
 ]
