@@ -7,6 +7,10 @@ embedder, and the strict loader of user-supplied weights.
   the first 1x1 convolution of each bottleneck and a ceil-mode max-pool as in the Caffe original):
   :func:`vggface2_resnet50`.
 * :class:`SmallFaceEmbedder`, a small CNN that trains from scratch on CPU (the offline recogniser).
+* **ResNet** in torchvision's layout and state-dict names (v1.5: the stride in the 3x3 convolution), of any
+  width: :func:`resnet` ``(depth, width)``; ``width=64`` is torchvision's ResNet-18/34/50, whose ImageNet
+  weights load strictly with :func:`load_backbone_weights` (the classifier ``fc`` is dropped); a narrow one
+  (``width=16``) trains from scratch on CPU. The image regressor of chapter 06 uses it (DECA: ResNet-50).
 
 No weights ship (no package usable here carries any, and nothing is downloaded at run time): weights are read
 from a local file with :func:`read_state_dict` and loaded with :func:`load_state_dict_strict`, which names
@@ -132,6 +136,107 @@ class SmallFaceEmbedder(nn.Module):
 
     def forward(self, x):
         return self.head(self.body(x).mean(dim=(2, 3)))
+
+
+# ------------------------------------------------------------------------------- torchvision ResNet
+class _BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, cin: int, planes: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or cin != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class _TorchvisionBottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, cin: int, planes: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.downsample = None
+        if stride != 1 or cin != planes * 4:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, planes * 4, 1, stride, bias=False),
+                                            nn.BatchNorm2d(planes * 4))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        return F.relu(self.bn3(self.conv3(out)) + (x if self.downsample is None else self.downsample(x)))
+
+
+#: Block and blocks per stage of each :func:`resnet` depth (torchvision's).
+RESNET_LAYERS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3))}
+
+
+class ResNet(nn.Module):
+    """ResNet feature extractor in torchvision's layout, without the classifier: ``(B, 3, S, S)`` (any ``S``
+    >= 32; ImageNet normalisation is the caller's) -> ``(B, n_features)`` globally average-pooled features.
+
+    Args:
+        block: ``"basic"`` or ``"bottleneck"``. layers: blocks per stage. width: channels of the stem and the
+            first stage (64 = torchvision); stage ``i`` has ``width * 2^i`` planes.
+
+    Attributes:
+        n_features: ``8 * width * expansion`` (512 for ResNet-18/34, 2048 for ResNet-50 at width 64).
+    """
+
+    def __init__(self, block: str = "basic", layers=(2, 2, 2, 2), width: int = 64):
+        super().__init__()
+        blocks = {"basic": _BasicBlock, "bottleneck": _TorchvisionBottleneck}
+        if block not in blocks:
+            raise ValueError(f"block must be one of {sorted(blocks)}, got {block!r}")
+        if width < 1:
+            raise ValueError(f"width must be >= 1, got {width}")
+        unit = blocks[block]
+        self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        cin = width
+        for i, n in enumerate(layers):
+            planes, stride = width * 2 ** i, 1 if i == 0 else 2
+            stage = [unit(cin, planes, stride)] + [unit(planes * unit.expansion, planes, 1) for _ in range(n - 1)]
+            setattr(self, f"layer{i + 1}", nn.Sequential(*stage))
+            cin = planes * unit.expansion
+        self.n_features = cin
+
+    def forward(self, x):
+        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return x.mean(dim=(2, 3))
+
+
+def resnet(depth: int = 18, width: int = 64) -> ResNet:
+    """A :class:`ResNet` of depth 18, 34 or 50 (random weights; torchvision's at ``width=64``)."""
+    if depth not in RESNET_LAYERS:
+        raise ValueError(f"ResNet depth must be one of {sorted(RESNET_LAYERS)}, got {depth}")
+    block, layers = RESNET_LAYERS[depth]
+    return ResNet(block, layers, width)
+
+
+def load_backbone_weights(model: ResNet, path: str | Path) -> ResNet:
+    """Load a torchvision ResNet weight file (e.g. ``resnet50-*.pth``) into ``model`` strictly, its
+    classifier ``fc.*`` left out (the regressor has its own heads).
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`read_state_dict` and :func:`load_state_dict_strict`.
+    """
+    state = {k: v for k, v in read_state_dict(path).items() if not k.startswith("fc.")}
+    return load_state_dict_strict(model, state, source=str(path))
 
 
 def iresnet(depth: int = 100) -> IResNet:
