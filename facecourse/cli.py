@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("facecourse.doctor", "print versions, device, which data is present and what to do next"),
     "pretrain-encoder": ("facecourse.train.encoder", "pre-train the Chebyshev mesh autoencoder (3D-ID encoder)"),
     "now-eval": ("facecourse.now.cli", "evaluate predictions with the NoW protocol"),
+    "train": ("facecourse.train.regressor", "train the image-to-FLAME regressor (configs/face_regressor/*.yaml)"),
 }
 
 

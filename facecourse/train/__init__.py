@@ -42,7 +42,7 @@ from facecourse.train.sampler import ResumableBatches, ResumableSampler, SampleB
 # Task modules: each registers its config with @register_config when imported. Import every task module
 # here (e.g. ``from facecourse.train import encoder``), so that ``import facecourse.train`` fills CONFIGS for
 # the preset files (``python -m facecourse.train.config``) and their sync test (tests/test_train_config.py).
-from facecourse.train import encoder, identity_encoder, recogniser  # noqa: E402,F401  (register their configs)
+from facecourse.train import encoder, identity_encoder, recogniser, regressor  # noqa: E402,F401  (register their configs)
 from facecourse.train.mesh_encoders import ENCODER_KINDS, load_mesh_encoder, pretrained_mesh_encoder  # noqa: E402
 
 __all__ = [
