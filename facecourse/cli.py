@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pretrain-encoder": ("facecourse.train.encoder", "pre-train the Chebyshev mesh autoencoder (3D-ID encoder)"),
     "now-eval": ("facecourse.now.cli", "evaluate predictions with the NoW protocol"),
     "train": ("facecourse.train.regressor", "train the image-to-FLAME regressor (configs/face_regressor/*.yaml)"),
+    "fit": ("facecourse.reconstruct.cli", "fit FLAME to photos by analysis-by-synthesis (.obj, NoW-7 .npy, overlay)"),
 }
 
 
