@@ -52,7 +52,7 @@ from facecourse.mesh.topology import topology_hash
 from facecourse.nn.backbones import RESNET_LAYERS, load_backbone_weights, resnet
 from facecourse.nn.regressor import FaceRegressor, HeadSizes, Reconstruction, Reconstructor
 from facecourse.now.baselines import baseline_flame_path
-from facecourse.now.evaluate import baseline_stats, evaluate_now
+from facecourse.now.evaluate import NowReport, baseline_stats, evaluate_now
 from facecourse.now.export import mean_face_prediction
 from facecourse.now.layout import read_image_list
 from facecourse.now.paths import default_now_dir
@@ -403,19 +403,26 @@ def neutral_errors(regressor: FaceRegressor, renderer: HeadRenderer, dataset: Pa
 
 
 @torch.no_grad()
-def now_errors(regressor: FaceRegressor, now_dir: str | Path, image_size: int, device: torch.device,
-               split: str = "val") -> dict[str, float]:
-    """The NoW protocol on ``split`` of ``now_dir`` for ``regressor`` (predictions written to a temporary
-    folder): ``now_median_mm``, ``now_mean_mm``, ``now_std_mm``, and ``now_failed`` images."""
+def now_report(regressor: FaceRegressor, now_dir: str | Path, image_size: int, device: torch.device | str = "cpu",
+               split: str = "val") -> NowReport:
+    """The NoW protocol on ``split`` of ``now_dir`` for ``regressor``: its neutral heads predicted from the
+    face-box crops (written to a temporary folder) and evaluated (:func:`facecourse.now.evaluate_now`)."""
     images = read_image_list(now_dir, split)
     flame = FLAME.from_file(baseline_flame_path(now_dir), n_shape=regressor.n_shape, n_exp=0)
     with tempfile.TemporaryDirectory(prefix="now-pred-") as pred_dir:
         predict_now_split(lambda crops: regressor(crops).shape, now_dir, images, pred_dir, flame, image_size,
                           device=device)
-        report = evaluate_now(now_dir, pred_dir, split=split, progress=False)
+        return evaluate_now(now_dir, pred_dir, split=split, progress=False)
+
+
+def now_errors(regressor: FaceRegressor, now_dir: str | Path, image_size: int, device: torch.device | str = "cpu",
+               split: str = "val") -> dict[str, float]:
+    """:func:`now_report`'s summary: ``now_median_mm``, ``now_mean_mm``, ``now_std_mm`` and ``now_failed``
+    (images not evaluated)."""
+    report = now_report(regressor, now_dir, image_size, device, split)
     stats = report.stats()["all"]
     return {"now_median_mm": float(stats["median"]), "now_mean_mm": float(stats["mean"]),
-            "now_std_mm": float(stats["std"]), "now_failed": float(len(images) - stats["n_images"])}
+            "now_std_mm": float(stats["std"]), "now_failed": float(len(report.records) - stats["n_images"])}
 
 
 # -------------------------------------------------------------------------------------- runs
@@ -525,6 +532,6 @@ def run(args: argparse.Namespace) -> int:
 
 __all__ = [
     "RegressorConfig", "RegressorTask", "RegressorTraining", "SYNTHETIC_DATA", "TrainingOutput", "build_regressor",
-    "default_run_dir", "load_regressor", "load_renderer", "neutral_errors", "now_errors", "paired_data",
+    "default_run_dir", "load_regressor", "load_renderer", "neutral_errors", "now_errors", "now_report", "paired_data",
     "parse_overrides", "pretrained_regressor", "train_regressor", "typical_camera_scale",
 ]
