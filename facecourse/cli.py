@@ -1,4 +1,4 @@
-"""The ``facecourse`` command line: ``doctor | pretrain-encoder | now-eval``.
+"""The ``facecourse`` command line: ``doctor | pretrain-encoder | train | ablate | reconstruct | fit | now-eval``.
 
 Each sub-command lives beside the code it drives and registers itself through an
 ``add_arguments(parser)`` / ``run(args) -> int`` pair; this module only dispatches, importing a
@@ -11,13 +11,14 @@ import argparse
 import importlib
 import sys
 
-# name -> (module holding add_arguments/run, one-line help). ``train`` and ``reconstruct`` (DESIGN.md) join
-# with chapter 06, the regressor.
+# name -> (module holding add_arguments/run, one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("facecourse.doctor", "print versions, device, which data is present and what to do next"),
     "pretrain-encoder": ("facecourse.train.encoder", "pre-train the Chebyshev mesh autoencoder (3D-ID encoder)"),
     "now-eval": ("facecourse.now.cli", "evaluate predictions with the NoW protocol"),
     "train": ("facecourse.train.regressor", "train the image-to-FLAME regressor (configs/face_regressor/*.yaml)"),
+    "ablate": ("facecourse.train.ablation", "the 3D-ID ablation: 2D / + vertices / + 3D-ID variants x seeds, NoW table"),
+    "reconstruct": ("facecourse.reconstruct.regress", "photos -> meshes with a trained regressor (.obj, NoW-7 .npy, overlay)"),
     "fit": ("facecourse.reconstruct.cli", "fit FLAME to photos by analysis-by-synthesis (.obj, NoW-7 .npy, overlay)"),
 }
 
