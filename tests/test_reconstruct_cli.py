@@ -46,7 +46,7 @@ def test_good_photo_written_bad_ones_reported(tmp_path, photos, capsys):
     assert f"FAILED {noise}: no face found in {noise}" in text_all
     assert f"{good}: landmark error" in text_all
     summary = printed.out.strip().splitlines()[-1]
-    assert summary.startswith("fit 1 of 3 photo(s)") and "2 failed" in summary
+    assert summary.startswith("fit: 1 of 3 photo(s)") and "2 failed" in summary
 
 
 def test_all_good_exits_zero_and_notes_are_printed(tmp_path, capsys):
