@@ -22,7 +22,7 @@ skimage_data = pytest.importorskip("skimage.data")
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     config = RegressorConfig.for_mode("ci", image_size=32, backbone_width=8, identity_hidden=32, epochs=1,
-                                      val_every=1, now_validation=False, w_vertices=30.0)
+                                      val_every=1, now_validation=False, w_vertices=30.0, w_id3d=0.0)
     return fit(RegressorTask(config, progress=False), tmp_path_factory.mktemp("reg"), progress=False,
                device="cpu").last_path
 

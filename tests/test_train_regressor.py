@@ -19,7 +19,7 @@ from facecourse.train.regressor import (RegressorConfig, RegressorTask, load_reg
 
 #: A small, fast run: 32 px crops, a narrow ResNet-18, 7 steps per epoch (56 subjects / 8 per batch).
 SMALL = dict(image_size=32, backbone_width=8, identity_hidden=32, epochs=2, val_every=2, now_validation=False,
-             checkpoint_every=2, log_every=2, lr=2e-3)
+             checkpoint_every=2, log_every=2, lr=2e-3, w_id3d=0.0)
 
 
 def small_config(**changes) -> RegressorConfig:
