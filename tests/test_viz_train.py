@@ -1,0 +1,34 @@
+"""The run-log figures: series in step order per split, one line per non-zero term plus the total."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest
+
+from facecourse.train.loop import MetricRow
+from facecourse.viz.train import metric_series, plot_loss_terms
+
+ROWS = [MetricRow(20, 2, "train", "loss", 0.5), MetricRow(10, 1, "train", "loss", 1.0),
+        MetricRow(10, 1, "train", "landmark", 0.4), MetricRow(20, 2, "train", "landmark", 0.2),
+        MetricRow(10, 1, "train", "id3d", 0.0), MetricRow(20, 2, "train", "id3d", 0.0),
+        MetricRow(10, 1, "train", "lr", 1e-3), MetricRow(20, 2, "train", "lr", 9e-4),
+        MetricRow(20, 2, "val", "now_median_mm", 0.7)]
+
+
+def test_series_are_per_split_and_in_step_order():
+    series = metric_series(ROWS)
+    assert series["loss"] == ([10, 20], [1.0, 0.5])
+    assert set(series) == {"loss", "landmark", "id3d", "lr"}
+    assert metric_series(ROWS, "val") == {"now_median_mm": ([20], [0.7])}
+
+
+def test_the_figure_draws_the_total_and_each_nonzero_term():
+    fig = plot_loss_terms(ROWS)
+    ax, lr_ax = fig.axes
+    assert [line.get_label() for line in ax.get_lines()] == ["total", "landmark"], "an all-zero term is not drawn"
+    assert list(lr_ax.get_lines()[0].get_ydata()) == [1e-3, 9e-4]
+    with pytest.raises(ValueError, match="no training rows"):
+        plot_loss_terms([r for r in ROWS if r.split == "val"])
