@@ -8,10 +8,10 @@ dlib; the first detection does.
 
 from facecourse.photo.detect import Detection, FaceDetector, PhotoDependencyError, default_detector, model_file
 from facecourse.photo.image import MAX_SIDE, LoadedPhoto, PhotoError, load_photo, rescale, to_file, to_working
-from facecourse.photo.prepare import PhotoFace, crop_photo, face_from_photo, prepare_photo, scale_window
+from facecourse.photo.prepare import PhotoFace, crop_photo, example_photo, face_from_photo, prepare_photo, scale_window
 
 __all__ = [
     "Detection", "FaceDetector", "LoadedPhoto", "MAX_SIDE", "PhotoDependencyError", "PhotoError", "PhotoFace",
-    "crop_photo", "default_detector", "face_from_photo", "load_photo", "model_file", "prepare_photo", "rescale",
+    "crop_photo", "default_detector", "example_photo", "face_from_photo", "load_photo", "model_file", "prepare_photo", "rescale",
     "scale_window", "to_file", "to_working",
 ]

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from facecourse.datasets.paired import CropScaleJitter, CropWindow, crop_image, crop_points, landmark_window
-from facecourse.photo.detect import Detection, FaceDetector, default_detector
+from facecourse.photo.detect import Detection, FaceDetector, PhotoDependencyError, default_detector
 from facecourse.photo.image import MAX_SIDE, LoadedPhoto, PhotoError, load_photo, rescale, to_file
 
 #: Source pixels per crop pixel above which the photo is downscaled before bilinear cropping.
@@ -122,4 +122,19 @@ def prepare_photo(source: str | os.PathLike | np.ndarray, size: int = 224, detec
     if not isinstance(size, int) or size < 8:
         raise ValueError(f"size must be an integer >= 8 pixels, got {size!r}")
     return face_from_photo(load_photo(source, max_side), size, detector)
+
+
+def example_photo() -> np.ndarray:
+    """A real photo that ships offline: scikit-image's ``astronaut`` (Eileen Collins, NASA, public domain),
+    ``(512, 512, 3)`` uint8, one upright face; the course's and the tests' real-photo example.
+
+    Raises:
+        PhotoDependencyError: scikit-image is missing (the message says what to install).
+    """
+    try:
+        from skimage import data  # optional: only this example needs scikit-image
+    except ImportError:
+        raise PhotoDependencyError("the example photo comes with scikit-image: pip install scikit-image "
+                                   "(part of facecourse's dev extra)") from None
+    return np.ascontiguousarray(data.astronaut())
 
