@@ -38,11 +38,12 @@ MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
 def layer_of(module: str) -> int:
-    """The layer index of a ``facecourse`` module; command-line modules (``*.cli``) are the top layer."""
+    """The layer index of a ``facecourse`` module; command-line modules (``*.cli`` and ``facecourse.__main__``,
+    the ``python -m facecourse`` entry) are the top layer."""
     parts = module.split(".")
     if module == "facecourse":  # the root package holds only metadata (__version__) and imports nothing
         return 0
-    if parts[-1] == "cli":
+    if parts[-1] == "cli" or module == "facecourse.__main__":
         return TOP
     for index, names in enumerate(LAYERS):
         if parts[1] in names:

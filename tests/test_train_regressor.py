@@ -115,7 +115,7 @@ def test_two_gloo_ranks_train_it_under_torchrun_and_write_one_run(tmp_path):
     run_dir = tmp_path / "ddp"
     sets = [f"{k}={v}" for k, v in {**SMALL, "epochs": 1, "checkpoint_every": 3}.items()]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "facecourse.cli", "train", "--run-dir", str(run_dir), "--no-progress", "--device", "cpu",
+               "-m", "facecourse", "train", "--run-dir", str(run_dir), "--no-progress", "--device", "cpu",
                "--set", *sets]
     process = subprocess.run(command, capture_output=True, text=True, timeout=300,
                              env={**os.environ, "OMP_NUM_THREADS": "1"})
