@@ -44,11 +44,11 @@ from facecourse.now.baselines import baseline_flame_path
 from facecourse.now.evaluate import baseline_stats
 from facecourse.now.export import mean_face_prediction
 from facecourse.now.layout import read_image_list
-from facecourse.now.metrics import CED_MAX_MM, cumulative_error_curve, error_stats
+from facecourse.now.metrics import CED_MAX_MM, cumulative_error_curve
 from facecourse.now.paths import default_now_dir
 from facecourse.settings import progress_bar
-from facecourse.train.regressor import (RegressorConfig, load_renderer, neutral_errors, now_report, paired_data,
-                                        parse_overrides, pretrained_regressor)
+from facecourse.train.regressor import (RegressorConfig, add_config_arguments, config_from_args, load_renderer,
+                                        neutral_errors, now_report, paired_data, pretrained_regressor)
 
 
 @dataclass(frozen=True)
@@ -290,11 +290,7 @@ def default_ablation_dir(base: RegressorConfig) -> Path:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``facecourse ablate``."""
-    parser.add_argument("--config", type=Path, metavar="FILE",
-                        help="the base config (YAML; default the preset of FACECOURSE_MODE), with the full method's "
-                             "w_vertices and w_id3d")
-    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", dest="overrides",
-                        help="override base config fields, e.g. --set epochs=12 w_id3d=0.5")
+    add_config_arguments(parser)  # the base config: the full method's w_vertices and w_id3d > 0
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="seeds per variant (default 0 1)")
     parser.add_argument("--variants", nargs="+", default=[v.name for v in ABLATION_VARIANTS],
                         choices=[v.name for v in ABLATION_VARIANTS], help="variants to run (default all)")
@@ -307,11 +303,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``facecourse ablate``: print the markdown table and the files; exit 1 when any run failed."""
-    try:
-        base = RegressorConfig.load_yaml(args.config) if args.config is not None else RegressorConfig.for_mode()
-        base = RegressorConfig.from_dict({**base.to_dict(), **parse_overrides(args.overrides)})
-    except (FileNotFoundError, ValueError, TypeError) as error:
-        raise SystemExit(f"ablate: {error}") from None
+    base = config_from_args(args, "ablate")
     variants = [v for v in ABLATION_VARIANTS if v.name in args.variants]
     result = run_ablation(base, variants, args.seeds, args.now_dir, progress=not args.no_progress, device=args.device)
     paths = write_ablation(result, args.out or default_ablation_dir(base))

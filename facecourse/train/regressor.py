@@ -499,13 +499,28 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``facecourse train``."""
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config FILE`` and ``--set NAME=VALUE...``, the config options ``train`` and ``ablate`` share."""
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="a YAML config (configs/face_regressor/ci.yaml or full.yaml); default: the preset of "
                              "FACECOURSE_MODE")
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", dest="overrides",
                         help="override config fields, e.g. --set w_id3d=0.5 id3d_encoder=identity seed=1")
+
+
+def config_from_args(args: argparse.Namespace, command: str) -> RegressorConfig:
+    """The :class:`RegressorConfig` of ``--config`` (default the mode's preset) with the ``--set`` overrides; a
+    bad file, name or value exits with a message that starts with ``command``."""
+    try:
+        base = RegressorConfig.load_yaml(args.config) if args.config is not None else RegressorConfig.for_mode()
+        return RegressorConfig.from_dict({**base.to_dict(), **parse_overrides(args.overrides)})
+    except (FileNotFoundError, ValueError, TypeError) as error:
+        raise SystemExit(f"{command}: {error}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``facecourse train``."""
+    add_config_arguments(parser)
     parser.add_argument("--run-dir", type=Path, dest="run_dir",
                         help="run directory (default <data>/runs/face_regressor-<topology>-<config key>)")
     parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
@@ -518,11 +533,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``facecourse train`` (also under ``torchrun --nproc_per_node N -m facecourse train ...``); rank 0
     prints the last validation metrics, the run directory and the checkpoint."""
-    try:
-        base = RegressorConfig.load_yaml(args.config) if args.config is not None else RegressorConfig.for_mode()
-        config = RegressorConfig.from_dict({**base.to_dict(), **parse_overrides(args.overrides)})
-    except (FileNotFoundError, ValueError, TypeError) as error:
-        raise SystemExit(f"train: {error}") from None
+    config = config_from_args(args, "train")
     result = train_regressor(config, args.run_dir, resume=args.resume, progress=not args.no_progress,
                              device=args.device, num_workers=args.workers)
     if is_main():
@@ -535,7 +546,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 __all__ = [
-    "RegressorConfig", "RegressorTask", "RegressorTraining", "SYNTHETIC_DATA", "TrainingOutput", "build_regressor",
+    "RegressorConfig", "RegressorTask", "RegressorTraining", "SYNTHETIC_DATA", "TrainingOutput", "add_config_arguments",
+    "build_regressor", "config_from_args",
     "default_run_dir", "load_regressor", "load_renderer", "neutral_errors", "now_errors", "now_report", "paired_data",
     "parse_overrides", "pretrained_regressor", "train_regressor", "typical_camera_scale",
 ]
