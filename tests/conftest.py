@@ -16,7 +16,9 @@ No fixture here is autouse: other test files see no change unless they ask for o
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from PIL import Image
 from helpers import make_toy_now_dataset, toy_head, write_tiny_model_dir
 
 
@@ -53,3 +55,19 @@ def renderer():
     from facecourse.render import HeadRenderer
 
     return HeadRenderer.default("small", n_shape=20, n_exp=10)
+
+
+@pytest.fixture()
+def photo_files(tmp_path):
+    """``(astronaut.jpg, notes.png, noise.png)`` in ``tmp_path/"in"``: a real photo (scikit-image's astronaut), a
+    text file named like an image, and a picture of noise (no face)."""
+    skimage_data = pytest.importorskip("skimage.data")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = folder / "astronaut.jpg"
+    Image.fromarray(skimage_data.astronaut()).save(good, quality=95)
+    text = folder / "notes.png"
+    text.write_text("not a photo")
+    noise = folder / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)).save(noise)
+    return good, text, noise

@@ -28,13 +28,8 @@ def checkpoint(tmp_path_factory):
 
 
 @pytest.fixture()
-def photos(tmp_path):
-    good = tmp_path / "in" / "astronaut.jpg"
-    good.parent.mkdir()
-    Image.fromarray(skimage_data.astronaut()).save(good, quality=95)
-    text = tmp_path / "in" / "notes.png"
-    text.write_text("not a photo")
-    return good, text
+def photos(photo_files):
+    return photo_files[:2]
 
 
 def test_reconstruct_writes_the_mesh_landmarks_and_overlay(tmp_path, photos, checkpoint, capsys):
