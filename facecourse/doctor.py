@@ -32,6 +32,9 @@ PACKAGES: dict[str, tuple[str, bool]] = {
     "k3d": ("k3d", True),
     "jupyterlab": ("jupyterlab", True),
     "pytorch3d": ("pytorch3d", False),
+    "dlib-bin": ("dlib-bin", False),
+    "face-models": ("face_recognition_models", False),
+    "scikit-image": ("scikit-image", False),
 }
 """Reported packages: display name -> (distribution name, required)."""
 
@@ -175,6 +178,9 @@ def next_steps(versions: dict, device: dict, mode: dict, data: dict) -> list[str
     if data["now"]["source"] != "real":
         steps.append("Optional, real NoW validation set: register at https://now.is.tue.mpg.de/, set NOW_USERNAME "
                      "and NOW_PASSWORD, run `python data_download.py now`.")
+    if versions.get("dlib-bin") is None or versions.get("face-models") is None:
+        steps.append("Optional, real photos (facecourse fit / reconstruct): `pip install -e '.[photo]'` "
+                     "(dlib-bin and face_recognition_models; `make lab` installs them).")
     if not device.get("cuda_available"):
         steps.append("No GPU: use FACECOURSE_MODE=ci for quick runs; full-mode training needs a CUDA machine.")
     steps.append("Start the course: `make lab` and open notebooks/00_setup.ipynb.")

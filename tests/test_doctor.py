@@ -136,3 +136,15 @@ def test_cli_text_and_json(data, capsys):
     assert cli.main(["doctor", "--json"]) == 0
     parsed = json.loads(capsys.readouterr().out)
     assert parsed == json.loads(json.dumps(doctor.report()))
+
+
+def test_the_photo_extra_is_reported_and_its_absence_advised(data, monkeypatch):
+    versions = doctor.package_versions()
+    assert versions["dlib-bin"] is not None and versions["face-models"] is not None, "make test installs [photo]"
+    rep = doctor.report()
+    assert not any("[photo]" in step for step in rep["next_steps"])
+    monkeypatch.setitem(doctor.PACKAGES, "dlib-bin", ("no-such-dlib-xyz", False))
+    rep = doctor.report()
+    assert rep["versions"]["dlib-bin"] is None
+    assert any("pip install -e '.[photo]'" in step for step in rep["next_steps"])
+    assert "not installed (optional)" in doctor.format_report(rep)
