@@ -42,12 +42,13 @@ from facecourse.render.rasterize import (
 )
 from facecourse.render.renderer import RenderOutput, render
 from facecourse.render.shading import SH_CONSTANTS, directional_sh, sh_basis, sh_shading
+from facecourse.render.soft import soft_silhouette
 
 __all__ = [
     "FaceParams", "Fragments", "HeadRender", "HeadRenderer", "PerspectiveCamera", "RenderOutput", "SH_CONSTANTS", "SYNTHETIC_COMPONENTS", "UVTextureModel",
     "VertexAlbedoModel", "WeakPerspectiveCamera", "barycentrics_from_faces", "directional_sh", "find_texture_model",
     "frame_camera", "frontal_rotation", "interpolate", "interpolate_face_attributes", "landmark_visibility", "load_obj_uv", "load_texture_model", "ndc_to_pixels",
-    "perspective", "pixel_centers", "pixels_to_ndc", "pytorch3d_available", "rasterize", "rasterize_any", "region_mask",
+    "perspective", "pixel_centers", "pixels_to_ndc", "pytorch3d_available", "rasterize", "rasterize_any", "region_mask", "soft_silhouette",
     "render", "resolve_backend", "sample_texture", "sh_basis", "sh_shading", "synthetic_albedo_model",
     "weak_perspective",
 ]

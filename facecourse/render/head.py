@@ -36,6 +36,7 @@ from facecourse.render.albedo import find_texture_model, load_texture_model, syn
 from facecourse.render.camera import WeakPerspectiveCamera
 from facecourse.render.rasterize import Fragments, interpolate
 from facecourse.render.renderer import RenderOutput, render
+from facecourse.render.soft import soft_silhouette
 
 #: The inputs of :class:`facecourse.flame.FLAME` among the fields of :class:`FaceParams`.
 FLAME_FIELDS = ("shape", "expression", "global_pose", "neck_pose", "jaw_pose", "eye_pose")
@@ -220,6 +221,12 @@ class HeadRenderer:
     def camera_landmarks(self, params: FaceParams) -> torch.Tensor:
         """Projected landmarks ``(B, 68, 2)`` (normalised image coordinates) without rendering."""
         return self._camera(params).project(self.geometry(params).landmarks)[..., :2]
+
+    def soft_silhouette(self, params: FaceParams, image_size: int, sigma: float = 1.0) -> torch.Tensor:
+        """The head's soft silhouette ``(B, S, S)`` in [0, 1] (:func:`facecourse.render.soft.soft_silhouette`,
+        blur ``sigma`` pixels²): unlike the rendered mask it has a gradient with respect to the outline."""
+        screen = self._camera(params).project(self.geometry(params).vertices)
+        return soft_silhouette(screen, self.flame.faces, image_size, sigma=sigma)
 
     def __call__(self, params: FaceParams, image_size: int, background: torch.Tensor | None = None) -> HeadRender:
         """Render ``params`` (``camera`` required; ``lighting`` ``None`` = unshaded albedo; ``albedo`` ``None``
