@@ -6,7 +6,8 @@ nose bottom, mouth corners; iBUG 36, 39, 42, 45, 33, 48, 54), the nose bridge is
 
 .. math:: c = l_4 + 0.3\,(b - l_4), \qquad r = 1.4\,\frac{\lVert l_0 - l_3\rVert + \lVert b - l_4\rVert}{2},
 
-and a scan vertex :math:`x` is kept when :math:`\lVert x - c\rVert \le r`. Faces survive when all three of
+and a scan vertex :math:`x` is kept when :math:`\lVert x - c\rVert \le r`. ``radius_scale`` (default 1, the
+protocol) multiplies :math:`r`, for ablations of the protocol only (notebook 07). Faces survive when all three of
 their vertices do (the error is measured from vertices only, the faces are kept for display).
 """
 
@@ -57,13 +58,40 @@ def check_landmark_geometry(landmarks, name: str = "landmarks") -> np.ndarray:
     return arr
 
 
-def face_crop_sphere(landmarks) -> tuple[np.ndarray, float]:
-    """Centre ``(3,)`` and radius of the NoW crop sphere from the scan's 7 landmarks ``(7, 3)`` (same units)."""
+def check_radius_scale(radius_scale) -> float:
+    """Validate the crop-radius factor: a finite number > 0 (1.0 is the NoW protocol) -> float.
+
+    Raises:
+        ValueError: naming ``radius_scale`` when it is not a finite number > 0.
+    """
+    if isinstance(radius_scale, bool):
+        raise ValueError(f"radius_scale must be a finite number > 0, got {radius_scale!r}")
+    try:
+        value = float(radius_scale)
+    except (TypeError, ValueError):
+        raise ValueError(f"radius_scale must be a finite number > 0, got {radius_scale!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"radius_scale must be a finite number > 0, got {radius_scale!r}")
+    return value
+
+
+def face_crop_sphere(landmarks, radius_scale: float = 1.0) -> tuple[np.ndarray, float]:
+    """Centre ``(3,)`` and radius of the NoW crop sphere from the scan's 7 landmarks ``(7, 3)`` (same units,
+    the radius too).
+
+    Args:
+        landmarks: ``(7, 3)`` (or ``(1, 7, 3)``) NoW-7 landmarks.
+        radius_scale: factor on the protocol radius (1.0 = NoW; other values for ablations only).
+
+    Raises:
+        ValueError: bad landmarks, or ``radius_scale`` not a finite number > 0.
+    """
     lm = check_landmarks7(landmarks)
+    factor = check_radius_scale(radius_scale)
     bridge = 0.5 * (lm[1] + lm[2])
     centre = lm[4] + 0.3 * (bridge - lm[4])
     radius = 1.4 * 0.5 * (np.linalg.norm(lm[0] - lm[3]) + np.linalg.norm(bridge - lm[4]))
-    return centre, float(radius)
+    return centre, float(radius) * factor
 
 
 @dataclass(frozen=True)
@@ -78,25 +106,28 @@ class CroppedScan:
     radius: float
 
 
-def crop_scan(vertices, faces, landmarks) -> CroppedScan:
+def crop_scan(vertices, faces, landmarks, radius_scale: float = 1.0) -> CroppedScan:
     """Crop a scan to the NoW face sphere (:func:`face_crop_sphere`).
 
     Args:
         vertices: ``(V, 3)`` scan vertices (mm).
         faces: ``(F, 3)`` int scan faces (may be empty: a point cloud).
         landmarks: ``(7, 3)`` scan landmarks (mm).
+        radius_scale: factor on the protocol crop radius (1.0 = NoW, the default; other values for
+            ablations of the protocol only).
 
     Returns:
-        :class:`CroppedScan`.
+        :class:`CroppedScan` (its ``radius`` includes ``radius_scale``).
 
     Raises:
-        ValueError: bad shapes, or no vertex inside the sphere (landmarks not on this scan).
+        ValueError: bad shapes, ``radius_scale`` not a finite number > 0, or no vertex inside the sphere
+            (landmarks not on this scan).
     """
     v = np.asarray(vertices, dtype=np.float64)
     if v.ndim != 2 or v.shape[1] != 3 or len(v) == 0:
         raise ValueError(f"scan vertices must have shape (V, 3) with V > 0, got {v.shape}")
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
-    centre, radius = face_crop_sphere(landmarks)
+    centre, radius = face_crop_sphere(landmarks, radius_scale)
     keep = np.linalg.norm(v - centre, axis=1) <= radius
     index = np.flatnonzero(keep)
     if len(index) == 0:
@@ -108,4 +139,4 @@ def crop_scan(vertices, faces, landmarks) -> CroppedScan:
     return CroppedScan(v[index], kept_faces, index, centre, radius)
 
 
-__all__ = ["CroppedScan", "NOW7_NAMES", "check_landmarks7", "crop_scan", "face_crop_sphere"]
+__all__ = ["CroppedScan", "NOW7_NAMES", "check_landmarks7", "check_radius_scale", "crop_scan", "face_crop_sphere"]

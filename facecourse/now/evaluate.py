@@ -91,7 +91,7 @@ def check_prediction_units(pred_vertices, pred_landmarks, name: str = "predictio
 
 def evaluate_prediction(scan_vertices, scan_faces, scan_landmarks, pred_vertices, pred_faces, pred_landmarks,
                         metrical: bool = False, pred_unit: str = "m", refine: bool = True,
-                        max_refine_points: int | None = None) -> ImageEvaluation:
+                        max_refine_points: int | None = None, radius_scale: float = 1.0) -> ImageEvaluation:
     """NoW error of one prediction against one scan.
 
     Args:
@@ -105,19 +105,22 @@ def evaluate_prediction(scan_vertices, scan_faces, scan_landmarks, pred_vertices
         pred_unit: ``"m"``, ``"cm"`` or ``"mm"`` (metrical only).
         refine: run the scan-to-mesh refinement after Procrustes (the protocol does).
         max_refine_points: optional subset size for the refinement iterations.
+        radius_scale: factor on the crop radius (:func:`facecourse.now.crop_scan`); 1.0 is the protocol,
+            other values are for ablations only.
 
     Returns:
         :class:`ImageEvaluation`.
 
     Raises:
-        ValueError: bad landmarks (:func:`facecourse.now.crop.check_landmark_geometry`) or landmarks in another unit than the
-            mesh (:func:`check_prediction_units`).
+        ValueError: ``radius_scale`` not a finite number > 0, bad landmarks
+            (:func:`facecourse.now.crop.check_landmark_geometry`) or landmarks in another unit than the mesh
+            (:func:`check_prediction_units`).
     """
     scan_lm = check_landmark_geometry(scan_landmarks, "scan landmarks")
     pred_lm = check_landmark_geometry(pred_landmarks, "predicted landmarks")
     check_prediction_units(pred_vertices, pred_lm)
     surface = SurfaceDistance(pred_vertices, pred_faces)
-    crop = crop_scan(scan_vertices, scan_faces, scan_lm)
+    crop = crop_scan(scan_vertices, scan_faces, scan_lm, radius_scale)
     initial = procrustes(pred_lm, scan_lm, with_scale=not metrical,
                          scale=unit_to_mm(pred_unit) if metrical else 1.0)
     refinement = None
@@ -363,7 +366,8 @@ def write_report(report: NowReport, out_dir, method: str = "RECON", extra: dict 
     return summary
 
 
-def baseline_stats(dataset_dir, images, predict, metrical: bool = False, pred_unit: str = "m") -> dict:
+def baseline_stats(dataset_dir, images, predict, metrical: bool = False, pred_unit: str = "m",
+                   refine: bool = True, radius_scale: float = 1.0) -> dict:
     """Statistics of a photo-independent prediction (mean face, ground-truth shape) on a list of images.
 
     Each subject is evaluated once and counted once per image it has (weights), which equals evaluating
@@ -374,7 +378,8 @@ def baseline_stats(dataset_dir, images, predict, metrical: bool = False, pred_un
         images: the :class:`NowImage` list.
         predict: ``subject -> (vertices (V, 3), faces (F, 3), landmarks (7, 3))`` in ``pred_unit``, or None
             when there is no prediction for that subject.
-        metrical, pred_unit: as :func:`evaluate_prediction`.
+        metrical, pred_unit, refine, radius_scale: as :func:`evaluate_prediction` (the defaults are the
+            protocol; ``refine=False`` and ``radius_scale != 1`` are for ablations).
 
     Returns:
         ``{"all": stats, <challenge>: stats, "_distances": {subject: (N,)}, "_counts": {...}}`` where the
@@ -390,7 +395,8 @@ def baseline_stats(dataset_dir, images, predict, metrical: bool = False, pred_un
             continue
         scan_v, scan_f, scan_lm = load_scan(dataset_dir, subject)
         dist[subject] = evaluate_prediction(scan_v, scan_f, scan_lm, *pred, metrical=metrical,
-                                            pred_unit=pred_unit).distances
+                                            pred_unit=pred_unit, refine=refine,
+                                            radius_scale=radius_scale).distances
     subjects = sorted(dist)
     out = {}
     for name in ("all",) + CHALLENGES:
