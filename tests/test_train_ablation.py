@@ -1,18 +1,23 @@
 """The ablation: variants relative to the base config, one failing run reported while the others go on, the
-table's means and seed spreads, the CED curves, the files written atomically, and ``facecourse ablate`` end to
-end on tiny runs with the real NoW protocol."""
+table's means and seed spreads, the CED curves, the files written atomically, ``facecourse ablate`` end to
+end on tiny runs with the real NoW protocol, and the cached evaluation of a rerun."""
 
 from __future__ import annotations
 
 import csv
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from facecourse.cli import main
-from facecourse.train.ablation import (ABLATION_VARIANTS, MEAN_FACE, AblationRun, run_ablation, variant_config,
-                                       write_ablation)
+from facecourse.now.layout import split_file
+from facecourse.now.paths import default_now_dir
+from facecourse.train import ablation
+from facecourse.train.ablation import (ABLATION_VARIANTS, EVALUATION_FILE, MEAN_FACE, AblationRun, evaluate_variant,
+                                       evaluation_key, run_ablation, variant_config, write_ablation)
 from facecourse.train.regressor import RegressorConfig
 
 TINY = dict(image_size=32, backbone_width=8, identity_hidden=32, epochs=1, val_every=1, now_validation=False,
@@ -105,3 +110,37 @@ def test_facecourse_ablate_trains_evaluates_and_writes_the_table(tmp_path, capsy
         assert 0 < float(table[name]["val_face_mm"]) < 20
     assert table["a"]["now_median_mm"] != table["c"]["now_median_mm"], "two different trainings"
     assert "| a | 2D losses only | 1/1 |" in printed
+
+
+def test_a_rerun_reads_the_cached_evaluation_until_an_input_changes(monkeypatch):
+    base = RegressorConfig.from_dict({**RegressorConfig.for_mode().to_dict(), **TINY})
+    config = variant_config(base, ABLATION_VARIANTS[0], 0)  # trained by the test above (or here, train-or-load)
+    now_dir = default_now_dir()
+    first, mean_first = evaluate_variant(config, now_dir, progress=False, device="cpu")
+    cache = Path(first.checkpoint).parent / EVALUATION_FILE
+    assert cache.is_file()
+
+    def evaluated_again(*args, **kwargs):
+        raise AssertionError("the cached evaluation was not used")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ablation, "now_report", evaluated_again)
+        second, mean_second = evaluate_variant(config, now_dir, progress=False, device="cpu")
+    assert second.metrics == first.metrics and mean_second == mean_first and first.metrics["now_median_mm"] > 0
+    assert len(second.distances) == len(first.distances) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(first.distances, second.distances))
+
+    key = evaluation_key(first.checkpoint, now_dir)
+    image_list = split_file(now_dir, "val")
+    stat = image_list.stat()
+    os.utime(image_list, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    try:
+        assert evaluation_key(first.checkpoint, now_dir) != key, "a changed NoW file must make the cache stale"
+    finally:
+        os.utime(image_list, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert evaluation_key(first.checkpoint, now_dir) == key
+
+    cache.write_bytes(b"not an npz")  # an unreadable cache is evaluated again, not an error
+    third, _ = evaluate_variant(config, now_dir, progress=False, device="cpu")
+    assert third.metrics == first.metrics
+    assert np.load(cache)["key"] == key

@@ -28,7 +28,9 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import hashlib
 import io
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,16 +41,13 @@ import torch
 
 from facecourse.data.atomic import atomic_open
 from facecourse.data.paths import data_dir
-from facecourse.flame import FLAME
-from facecourse.now.baselines import baseline_flame_path
-from facecourse.now.evaluate import baseline_stats
-from facecourse.now.export import mean_face_prediction
-from facecourse.now.layout import read_image_list
+from facecourse.now.layout import face_box_path, image_path, read_image_list, scan_files, split_file
 from facecourse.now.metrics import CED_MAX_MM, cumulative_error_curve
 from facecourse.now.paths import default_now_dir
+from facecourse.now.synthetic import META_FILE as SYNTHETIC_META_FILE
 from facecourse.settings import progress_bar
-from facecourse.train.regressor import (RegressorConfig, add_config_arguments, config_from_args, load_renderer,
-                                        neutral_errors, now_report, paired_data, pretrained_regressor)
+from facecourse.train.regressor import (RegressorConfig, add_config_arguments, config_from_args, held_out_errors,
+                                        load_renderer, mean_face_stats, now_report, pretrained_regressor)
 
 
 @dataclass(frozen=True)
@@ -176,13 +175,10 @@ METRICS = ("now_median_mm", "now_mean_mm", "now_std_mm", "val_face_mm", "val_hea
 
 
 def mean_face_baseline(now_dir: str | Path, val_metrics: dict, split: str = "val") -> tuple[dict, list, list]:
-    """The template head on ``split`` of ``now_dir``: ``(metrics, per-subject distances, image counts)``;
-    ``val_metrics`` (the mean head's held-out errors from :func:`neutral_errors`) fill ``val_face_mm`` /
-    ``val_head_mm``."""
-    images = read_image_list(now_dir, split)
-    flame = FLAME.from_file(baseline_flame_path(now_dir), n_shape=1, n_exp=0)
-    template = mean_face_prediction(flame)
-    stats = baseline_stats(now_dir, images, lambda subject: template)
+    """The template head on ``split`` of ``now_dir`` (:func:`~facecourse.train.regressor.mean_face_stats`):
+    ``(metrics, per-subject distances, image counts)``; ``val_metrics`` (the mean head's held-out errors from
+    :func:`~facecourse.train.regressor.neutral_errors`) fill ``val_face_mm`` / ``val_head_mm``."""
+    stats = mean_face_stats(now_dir, split)
     subjects = sorted(stats["_distances"])
     metrics = {f"now_{k}_mm": float(stats["all"][k]) for k in ("median", "mean", "std")}
     metrics.update({k.replace("val_mean_", "val_"): v for k, v in val_metrics.items() if k.startswith("val_mean_")})
@@ -190,27 +186,82 @@ def mean_face_baseline(now_dir: str | Path, val_metrics: dict, split: str = "val
             [sum(stats["_counts"][s].values()) for s in subjects])
 
 
+EVALUATION_FILE = "ablation_evaluation.npz"
+"""A run's cached evaluation, beside its checkpoint (:func:`evaluate_variant`)."""
+
+
+def _package_sources() -> list[Path]:
+    return sorted(Path(__file__).resolve().parents[1].rglob("*.py"))
+
+
+def evaluation_key(checkpoint: str | Path, now_dir: str | Path, split: str = "val") -> str:
+    """SHA-256 of everything an evaluation of ``checkpoint`` on ``split`` of ``now_dir`` depends on: the
+    checkpoint's bytes, the facecourse sources, the split's image list and the size and modification time of
+    every image, face box and scan it names (and of the synthetic set's ``synthetic_now.json``). A cached evaluation with another
+    key is stale."""
+    digest = hashlib.sha256(Path(checkpoint).read_bytes())
+    for source in _package_sources():
+        digest.update(source.read_bytes())
+    now_dir = Path(now_dir).resolve()
+    images = read_image_list(now_dir, split)
+    files = [split_file(now_dir, split), now_dir / SYNTHETIC_META_FILE]
+    files += [p for im in images for p in (image_path(now_dir, im), face_box_path(now_dir, im))]
+    files += [p for subject in sorted({im.subject for im in images}) for p in scan_files(now_dir, subject)]
+    digest.update(str(now_dir).encode())
+    for path in files:
+        stat = path.stat() if path.exists() else None
+        digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode() if stat else f"{path}:absent".encode())
+    return digest.hexdigest()
+
+
+def _read_evaluation(path: Path, key: str) -> tuple[dict, list, dict] | None:
+    """``(metrics, distances, val_mean)`` of a cached evaluation with ``key``, else ``None`` (missing, stale or
+    unreadable: the run is evaluated again)."""
+    try:
+        with np.load(path, allow_pickle=False) as cached:
+            if str(cached["key"]) != key:
+                return None
+            record = json.loads(str(cached["record"]))
+            distances = np.split(cached["distances"], cached["offsets"][1:-1])
+    except (OSError, KeyError, ValueError):
+        return None
+    return record["metrics"], distances, record["val_mean"]
+
+
+def _write_evaluation(path: Path, key: str, metrics: dict, distances: list, val_mean: dict) -> None:
+    offsets = np.cumsum([0] + [len(d) for d in distances])
+    flat = np.concatenate([np.asarray(d, np.float64).ravel() for d in distances]) if distances else np.zeros(0)
+    with atomic_open(path, "wb") as handle:
+        np.savez(handle, key=np.array(key), record=np.array(json.dumps({"metrics": metrics, "val_mean": val_mean})),
+                 distances=flat, offsets=offsets)
+
+
 def evaluate_variant(config: RegressorConfig, now_dir: Path, progress: bool = True,
                      device: torch.device | str | None = None) -> tuple[AblationRun, dict]:
     """Train-or-load the regressor of ``config`` and evaluate it: its :class:`AblationRun` (status ok) and the
-    held-out metrics of the mean head on the same heads (``val_mean_*``)."""
+    held-out metrics of the mean head on the same heads (``val_mean_*``).
+
+    The evaluation is cached beside the checkpoint (:data:`EVALUATION_FILE`, written atomically) under its
+    :func:`evaluation_key`: a rerun with the same checkpoint, code and NoW files reads it instead of
+    evaluating again."""
     regressor, _, path = pretrained_regressor(config, progress=progress, device=device)
-    eval_device = next(regressor.parameters()).device
-    renderer = load_renderer(config)
-    metrics: dict[str, float] = {}
-    try:
-        val = paired_data(config, "val", renderer.flame, progress=False)
-    except FileNotFoundError:
-        val = None
-    if val is not None:
-        metrics.update(neutral_errors(regressor, renderer, val, eval_device))
-    report = now_report(regressor, now_dir, config.image_size, eval_device)
-    stats = report.stats()["all"]
-    metrics.update({f"now_{k}_mm": float(stats[k]) for k in ("median", "mean", "std")})
-    own = {k: v for k, v in metrics.items() if not k.startswith("val_mean_")}
-    run = AblationRun("", config.seed, config.key(), metrics=own,
-                      distances=[r.distances for r in report.ok()], checkpoint=str(path))
-    return run, {k: v for k, v in metrics.items() if k.startswith("val_mean_")}
+    key = evaluation_key(path, now_dir)
+    cache = Path(path).parent / EVALUATION_FILE
+    cached = _read_evaluation(cache, key)
+    if cached is None:
+        eval_device = next(regressor.parameters()).device
+        metrics = held_out_errors(regressor, load_renderer(config), config, eval_device)
+        report = now_report(regressor, now_dir, config.image_size, eval_device)
+        stats = report.stats()["all"]
+        metrics.update({f"now_{k}_mm": float(stats[k]) for k in ("median", "mean", "std")})
+        own = {k: v for k, v in metrics.items() if not k.startswith("val_mean_")}
+        val_mean = {k: v for k, v in metrics.items() if k.startswith("val_mean_")}
+        distances = [np.asarray(r.distances, np.float64) for r in report.ok()]
+        _write_evaluation(cache, key, own, distances, val_mean)
+    else:
+        own, distances, val_mean = cached
+    run = AblationRun("", config.seed, config.key(), metrics=own, distances=distances, checkpoint=str(path))
+    return run, val_mean
 
 
 def run_ablation(base: RegressorConfig | None = None, variants: Sequence[AblationVariant] = ABLATION_VARIANTS,
@@ -313,7 +364,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 __all__ = [
-    "ABLATION_VARIANTS", "AblationResult", "AblationRun", "AblationVariant", "MEAN_FACE", "METRICS",
-    "default_ablation_dir", "evaluate_variant", "mean_face_baseline", "run_ablation", "variant_config",
+    "ABLATION_VARIANTS", "AblationResult", "AblationRun", "AblationVariant", "EVALUATION_FILE", "MEAN_FACE",
+    "METRICS", "default_ablation_dir", "evaluate_variant", "evaluation_key", "mean_face_baseline", "run_ablation", "variant_config",
     "write_ablation",
 ]

@@ -355,28 +355,16 @@ class RegressorTask(Task):
         whole head and face region) and the mean head's (``val_mean_head_*``) when the data has a held-out
         split; the NoW protocol's ``now_median_mm``, ``now_mean_mm``, ``now_std_mm`` and the mean face's
         (``now_mean_face_*``) when ``now_validation``."""
-        metrics: dict[str, float] = {}
         regressor = model.regressor
         device = next(regressor.parameters()).device
-        try:
-            val = paired_data(self.config, "val", self.renderer.flame, progress=False)
-        except FileNotFoundError:
-            val = None
-        if val is not None:
-            metrics.update(neutral_errors(regressor, self.renderer, val, device))
+        metrics = held_out_errors(regressor, self.renderer, self.config, device)
         if self.now_dir is not None:
             metrics.update(now_errors(regressor, self.now_dir, self.config.image_size, device))
-            metrics.update(self._now_baseline())
+            if self._baselines is None:
+                stats = mean_face_stats(self.now_dir)["all"]
+                self._baselines = {f"now_mean_face_{k}_mm": float(stats[k]) for k in ("median", "mean", "std")}
+            metrics.update(self._baselines)
         return metrics
-
-    def _now_baseline(self) -> dict[str, float]:
-        if self._baselines is None:
-            images = read_image_list(self.now_dir, "val")
-            flame = FLAME.from_file(baseline_flame_path(self.now_dir), n_shape=1, n_exp=0)
-            template = mean_face_prediction(flame)
-            stats = baseline_stats(self.now_dir, images, lambda subject: template)["all"]
-            self._baselines = {f"now_mean_face_{k}_mm": float(stats[k]) for k in ("median", "mean", "std")}
-        return self._baselines
 
     def checkpoint_meta(self, model: RegressorTraining) -> dict[str, Any]:
         """What :func:`load_regressor` checks: the albedo size of the head (the config gives the rest)."""
@@ -404,6 +392,26 @@ def neutral_errors(regressor: FaceRegressor, renderer: HeadRenderer, dataset: Pa
         if face is not None:
             out[f"{name}_face_mm"] = mesh_error_mm(pred, target, face)["mean"]
     return out
+
+
+def held_out_errors(regressor: FaceRegressor, renderer: HeadRenderer, config: RegressorConfig,
+                    device: torch.device | str) -> dict[str, float]:
+    """:func:`neutral_errors` on the held-out subjects of ``config``'s paired data (``val_*`` of the regressor,
+    ``val_mean_*`` of the mean head), or ``{}`` when the data has no held-out split."""
+    try:
+        val = paired_data(config, "val", renderer.flame, progress=False)
+    except FileNotFoundError:
+        return {}
+    return neutral_errors(regressor, renderer, val, device)
+
+
+def mean_face_stats(now_dir: str | Path, split: str = "val") -> dict:
+    """:func:`~facecourse.now.evaluate.baseline_stats` of the template head (the mean face, "ignore the photo")
+    on ``split`` of ``now_dir``: ``"all"`` summary (mm), per-subject ``"_distances"`` and ``"_counts"``."""
+    images = read_image_list(now_dir, split)
+    flame = FLAME.from_file(baseline_flame_path(now_dir), n_shape=1, n_exp=0)
+    template = mean_face_prediction(flame)
+    return baseline_stats(now_dir, images, lambda subject: template)
 
 
 @torch.no_grad()
@@ -547,7 +555,7 @@ def run(args: argparse.Namespace) -> int:
 
 __all__ = [
     "RegressorConfig", "RegressorTask", "RegressorTraining", "SYNTHETIC_DATA", "TrainingOutput", "add_config_arguments",
-    "build_regressor", "config_from_args",
-    "default_run_dir", "load_regressor", "load_renderer", "neutral_errors", "now_errors", "now_report", "paired_data",
+    "build_regressor", "config_from_args", "default_run_dir", "held_out_errors", "load_regressor", "load_renderer",
+    "mean_face_stats", "neutral_errors", "now_errors", "now_report", "paired_data",
     "parse_overrides", "pretrained_regressor", "train_regressor", "typical_camera_scale",
 ]
