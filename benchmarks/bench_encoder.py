@@ -1,8 +1,8 @@
 """Mesh encoders against their baselines, on the same held-out heads.
 
 Reconstruction (per-vertex Euclidean error in mm, mean / median / std over every vertex of the held-out meshes
-of the autoencoder preset): the mean head, PCA with as many components as the latent, and the COMA
-autoencoder of the preset, with the ratio autoencoder / PCA and the training time (wall and CPU seconds of
+of the autoencoder preset): the mean head, PCA with as many components as the latent, the autoencoder of the
+preset (COMA's network with the linear shortcuts) and COMA's network alone trained the same way, with the ratio to PCA and the training time (wall and CPU seconds of
 this process, measured around train-or-load; with ``--retrain`` both encoders train from scratch in temporary
 run directories, so the times are those of sampling the heads and training). Identity (held-out people, two meshes each): the identity encoder's neutral-head
 error and R² of its shape coefficients, and retrieval / verification of people from the code of either encoder.
@@ -13,6 +13,7 @@ error and R² of its shape coefficients, and retrieval / verification of people 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import resource
 import tempfile
 import time
@@ -50,11 +51,14 @@ def main() -> None:
     def fresh() -> str:
         return tempfile.mkdtemp(prefix="bench_encoder_")
 
+    coma_config = dataclasses.replace(ae_config, linear_shortcut=False)
     if args.retrain:
         train_ae = lambda: pretrain_encoder(ae_config, resume=False, progress=False, run_dir=fresh())[0]  # noqa: E731
+        train_coma = lambda: pretrain_encoder(coma_config, resume=False, progress=False, run_dir=fresh())[0]  # noqa: E731
         train_id = lambda: train_identity_encoder(id_config, resume=False, progress=False, run_dir=fresh())[0]  # noqa: E731
     else:
         train_ae = lambda: load_pretrained_autoencoder(ae_config, progress=False)  # noqa: E731
+        train_coma = lambda: load_pretrained_autoencoder(coma_config, progress=False)  # noqa: E731
         train_id = lambda: pretrained_identity_encoder(id_config, progress=False)  # noqa: E731
     autoencoder, ae_wall, ae_cpu = timed(train_ae)
     data = pretraining_data(ae_config, progress=False)
@@ -65,8 +69,11 @@ def main() -> None:
     print(row("mean head", error_summary(mean_head_errors(train, test)), pca["mean_mm"]))
     print(row(f"PCA (k={k})", pca, pca["mean_mm"]))
     ae = error_summary(reconstruction_errors(autoencoder, test))
-    print(row(f"COMA autoencoder (latent {k})", ae, pca["mean_mm"]))
-    print(f"  autoencoder ready in {ae_wall:.1f} s wall, {ae_cpu:.1f} s CPU (user+sys)")
+    print(row(f"autoencoder (latent {k})", ae, pca["mean_mm"]))
+    coma, coma_wall, _ = timed(train_coma)
+    print(row("  same, COMA's network alone", error_summary(reconstruction_errors(coma, test)), pca["mean_mm"]))
+    print(f"  autoencoder ready in {ae_wall:.1f} s wall, {ae_cpu:.1f} s CPU (user+sys); COMA's network alone "
+          f"{coma_wall:.1f} s wall")
 
     identity, id_wall, id_cpu = timed(train_id)
     people = identity_data(id_config)

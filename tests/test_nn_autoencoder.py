@@ -72,3 +72,27 @@ def test_normalizer_global_scale_is_one_rms_number():
     torch.testing.assert_close(one.std[0, 0], x.std(0, unbiased=False).square().mean().sqrt())
     with pytest.raises(ValueError, match="scale must be one of"):
         VertexNormalizer(x.shape[1]).fit(x, scale="axis")
+
+
+def test_linear_shortcuts_add_exactly_their_linear_terms():
+    template, faces, x = deformed_spheres(3)
+    plain = build_autoencoder(template, faces, latent_dim=4, filters=(8, 8), K=3, factors=(4, 4))
+    short = build_autoencoder(template, faces, latent_dim=4, filters=(8, 8), K=3, factors=(4, 4),
+                              linear_shortcut=True)
+    assert plain.encoder.shortcut is None and plain.config["linear_shortcut"] is False
+    assert short.config["linear_shortcut"] is True
+    missing = short.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["decoder.shortcut.weight", "encoder.shortcut.weight"]
+    short.normalizer.fit(x)
+    plain.normalizer.fit(x)
+    with torch.no_grad():
+        # encoder: z = COMA's code + S_E vec(H_0), H_0 the normalised input
+        linear = short.encoder.shortcut(short.normalizer.normalize(x).flatten(1))
+        assert linear.abs().max() > 1e-3
+        torch.testing.assert_close(short.encoder(x), plain.encoder(x) + linear, atol=1e-5, rtol=1e-5)
+        # decoder: S_D starts at zero (a new decoder is COMA's), then adds sigma * unvec(S_D z) in metres
+        z = torch.randn(3, 4)
+        torch.testing.assert_close(short.decoder(z), plain.decoder(z))
+        short.decoder.shortcut.weight.normal_()
+        added = (short.decoder.shortcut(z).reshape(x.shape) * short.normalizer.std)
+        torch.testing.assert_close(short.decoder(z), plain.decoder(z) + added, atol=1e-5, rtol=1e-5)

@@ -97,7 +97,7 @@ def test_config_checks_its_fields():
     assert (PretrainConfig().optimizer, PretrainConfig().lr, PretrainConfig().epochs) == ("sgd", 8e-3, 300)  # COMA
     ci = PretrainConfig.for_mode("ci")
     assert (ci.optimizer, ci.loss_scale, ci.latent_dim, ci.filters, ci.K) == ("adam", "global", 8, (16, 16, 16, 32), 6)
-    assert ci.n_train * ci.epochs // ci.batch_size <= 2000  # the CI budget: about a minute of CPU
+    assert ci.n_train * ci.epochs // ci.batch_size <= 600  # the CI budget: about a minute of CPU
     assert PretrainConfig().loss_scale == "vertex" and PretrainConfig().jaw_std == 0  # COMA's defaults
     for field, value, message in (("data", "web", "data must be one of"), ("n_train", 0, "n_train must be"),
                                   ("loss_scale", "mm", "loss_scale must be one of"), ("jaw_std", -0.1, "jaw_std must be"),
@@ -107,6 +107,9 @@ def test_config_checks_its_fields():
         with pytest.raises(ValueError, match=message):
             PretrainConfig(**{field: value})
     assert (ci.input_scale, ci.input_noise) == ("global", 0.002)  # features that tell people from noise
+    assert ci.linear_shortcut and PretrainConfig.for_mode("full").linear_shortcut and not PretrainConfig().linear_shortcut
+    with pytest.raises(ValueError, match="linear_shortcut must be true or false"):
+        PretrainConfig(linear_shortcut="yes")
 
 
 def test_training_noise_reaches_the_input_and_not_the_target():
@@ -155,11 +158,13 @@ def test_fresh_start_fits_the_normaliser_and_the_loss_is_normalised_l1(tmp_path)
     assert result.last_metrics["mean_mm"] == pytest.approx(float(errors.mean()), rel=1e-5)
 
 
-def test_checkpoint_round_trip_needs_no_data(tmp_path):
-    task = sphere_task(sphere_data(8), latent_dim=6)
+@pytest.mark.parametrize("linear_shortcut", [False, True])
+def test_checkpoint_round_trip_needs_no_data(tmp_path, linear_shortcut):
+    task = sphere_task(sphere_data(8), latent_dim=6, linear_shortcut=linear_shortcut)
     result = fit(task, tmp_path / "run", progress=False, device="cpu")
     loaded, checkpoint = load_autoencoder(result.last_path)
     assert checkpoint.task == "mesh_autoencoder" and checkpoint.epoch == 2 and loaded.config == result.model.config
+    assert (loaded.encoder.shortcut is not None) == (loaded.decoder.shortcut is not None) == linear_shortcut
     assert checkpoint.topology == task.topology == loaded.config["topology"]
     x = sphere_data(3, seed=5)["train"]
     torch.testing.assert_close(loaded.normalizer.std, result.model.normalizer.std)
