@@ -4,6 +4,7 @@ torchrun, the checkpoint rebuilds the network, and the NoW validation runs throu
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -140,3 +141,20 @@ def test_facecourse_train_validates_with_the_now_protocol(tmp_path, capsys):
     assert metrics["now_mean_face_median_mm"] > 0
     with pytest.raises(SystemExit, match="train: .*unknown"):
         main(["train", "--set", "no_such_field=1"])
+
+
+def test_the_run_directory_names_the_pretrained_networks_it_trains_with(monkeypatch):
+    from facecourse.train import regressor as regressor_module
+    from facecourse.train.encoder import PretrainConfig
+    from facecourse.train.regressor import default_run_dir, pretrained_inputs_key
+
+    base = RegressorConfig.for_mode("ci")
+    plain = dataclasses.replace(base, w_identity=0.0, w_id3d=0.0)
+    assert pretrained_inputs_key(plain) == "" and default_run_dir(plain, "t" * 12).name.endswith(plain.key())
+    autoencoder = dataclasses.replace(base, w_id3d=0.1, id3d_encoder="autoencoder")
+    identity = dataclasses.replace(base, w_id3d=0.1, id3d_encoder="identity")
+    assert len({pretrained_inputs_key(c) for c in (plain, autoencoder, identity)}) == 3
+    before = default_run_dir(autoencoder, "t" * 12)
+    other = PretrainConfig.for_mode("ci", latent_dim=9)  # another autoencoder preset: another regressor run
+    monkeypatch.setattr(regressor_module, "mesh_encoder_config", lambda kind, mode=None: other)
+    assert default_run_dir(autoencoder, "t" * 12) != before

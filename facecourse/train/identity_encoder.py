@@ -44,7 +44,7 @@ from facecourse.mesh.topology import topology_hash
 from facecourse.nn.autoencoder import COMA_FILTERS, INPUT_SCALES, SpectralEncoder
 from facecourse.nn.baselines import vertex_errors
 from facecourse.nn.hierarchy import build_hierarchy
-from facecourse.train.checkpoint import Checkpoint, CheckpointError, load_checkpoint, verify_topology
+from facecourse.train.checkpoint import Checkpoint, load_checkpoint
 from facecourse.train.config import TrainConfig, register_config
 from facecourse.train.encoder import flame_vertices, jaw_opening, load_flame, mesh_network_meta
 from facecourse.train.loop import LAST, Task, fit

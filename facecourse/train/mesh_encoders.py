@@ -66,8 +66,17 @@ def pretrained_mesh_encoder(kind: str, mode: str | None = None, progress: bool =
         mode: ``"ci"`` or ``"full"``.
         progress: progress bar if it trains. device: where it is (default CPU when loaded).
     """
+    config = mesh_encoder_config(kind, mode)
     if kind == "autoencoder":
-        return load_pretrained_autoencoder(PretrainConfig.for_mode(mode), progress=progress, device=device).encoder
+        return load_pretrained_autoencoder(config, progress=progress, device=device).encoder
+    return pretrained_identity_encoder(config, progress=progress, device=device)
+
+
+def mesh_encoder_config(kind: str, mode: str | None = None) -> PretrainConfig | IdentityEncoderConfig:
+    """The preset of ``mode`` (default :func:`facecourse.settings.mode`) that :func:`pretrained_mesh_encoder`
+    trains or loads for ``kind`` (``"autoencoder"`` or ``"identity"``)."""
+    if kind == "autoencoder":
+        return PretrainConfig.for_mode(mode)
     if kind == "identity":
-        return pretrained_identity_encoder(IdentityEncoderConfig.for_mode(mode), progress=progress, device=device)
+        return IdentityEncoderConfig.for_mode(mode)
     raise ValueError(f"kind must be one of {ENCODER_KINDS}, got {kind!r}")

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,8 +63,8 @@ from facecourse.train.checkpoint import Checkpoint, load_checkpoint, verify_topo
 from facecourse.train.config import TrainConfig, register_config
 from facecourse.train.distributed import is_main, shutdown
 from facecourse.train.loop import LAST, FitResult, Task, fit
-from facecourse.train.mesh_encoders import ENCODER_KINDS, pretrained_mesh_encoder
-from facecourse.train.recogniser import synthetic_recogniser
+from facecourse.train.mesh_encoders import ENCODER_KINDS, mesh_encoder_config, pretrained_mesh_encoder
+from facecourse.train.recogniser import RecogniserConfig, synthetic_recogniser
 
 SYNTHETIC_DATA = tuple(f"synthetic-{size}" for size in SPECS)
 """``RegressorConfig.data`` values naming the synthetic paired sets (:mod:`facecourse.datasets.paired_synthetic`)."""
@@ -439,9 +440,22 @@ def now_errors(regressor: FaceRegressor, now_dir: str | Path, image_size: int, d
 
 # -------------------------------------------------------------------------------------- runs
 
+def pretrained_inputs_key(config: RegressorConfig) -> str:
+    """A short digest of the presets of the pretrained networks the training of ``config`` uses, in the current
+    mode: the synthetic recogniser's when ``w_identity > 0``, the 3D-ID encoder's when ``w_id3d > 0``; ``""``
+    when it uses none. A regressor trained with another encoder or recogniser is another run."""
+    keys = []
+    if config.w_identity > 0 and config.recogniser == "synthetic":
+        keys.append(f"recogniser={RecogniserConfig.for_mode().key()}")
+    if config.w_id3d > 0:
+        keys.append(f"{config.id3d_encoder}={mesh_encoder_config(config.id3d_encoder).key()}")
+    return hashlib.sha256(";".join(keys).encode()).hexdigest()[:8] if keys else ""
+
+
 def default_run_dir(config: RegressorConfig, topology: str) -> Path:
-    """``data_dir()/"runs"/"face_regressor-<topology[:12]>-<config.key()>"``."""
-    return data_dir() / "runs" / f"{RegressorConfig.TASK}-{topology[:12]}-{config.key()}"
+    """``data_dir()/"runs"/"face_regressor-<topology[:12]>-<config.key()>[-<pretrained_inputs_key>]"``."""
+    inputs = pretrained_inputs_key(config)
+    return data_dir() / "runs" / f"{RegressorConfig.TASK}-{topology[:12]}-{config.key()}{'-' + inputs if inputs else ''}"
 
 
 def train_regressor(config: RegressorConfig | None = None, run_dir: str | Path | None = None, resume: bool = True,
@@ -557,5 +571,5 @@ __all__ = [
     "RegressorConfig", "RegressorTask", "RegressorTraining", "SYNTHETIC_DATA", "TrainingOutput", "add_config_arguments",
     "build_regressor", "config_from_args", "default_run_dir", "held_out_errors", "load_regressor", "load_renderer",
     "mean_face_stats", "neutral_errors", "now_errors", "now_report", "paired_data",
-    "parse_overrides", "pretrained_regressor", "train_regressor", "typical_camera_scale",
+    "parse_overrides", "pretrained_inputs_key", "pretrained_regressor", "train_regressor", "typical_camera_scale",
 ]
