@@ -197,8 +197,9 @@ def _package_sources() -> list[Path]:
 def evaluation_key(checkpoint: str | Path, now_dir: str | Path, split: str = "val") -> str:
     """SHA-256 of everything an evaluation of ``checkpoint`` on ``split`` of ``now_dir`` depends on: the
     checkpoint's bytes, the facecourse sources, the split's image list and the size and modification time of
-    every image, face box and scan it names (and of the synthetic set's ``synthetic_now.json``). A cached evaluation with another
-    key is stale."""
+    every image, face box and scan it names (and of the synthetic set's ``synthetic_now.json``). A cached
+    evaluation with another key is stale. (The paired held-out heads are those of the run's config, which with
+    the sources determines the synthetic set; a real paired dataset changed in place is not noticed.)"""
     digest = hashlib.sha256(Path(checkpoint).read_bytes())
     for source in _package_sources():
         digest.update(source.read_bytes())
