@@ -70,8 +70,11 @@ def test_load_split_reads_vertices(coma):
     np.testing.assert_array_equal(again["train"], d["train"])
 
 
-def test_cli_trains_on_coma_and_resumes(coma, capsys):
-    args = ["pretrain-encoder", "--mode", "ci", "--data", "coma", "--epochs", "2", "--no-progress"]
+def test_cli_trains_on_coma_and_resumes(coma, capsys, tmp_path):
+    # the CI preset's cosine schedule spans all epochs, so more epochs is another run: resume is tested on the
+    # per-epoch exponential schedule, where epochs are result-neutral
+    config_file = PretrainConfig.for_mode("ci", schedule="exponential").save_yaml(tmp_path / "exponential.yaml")
+    args = ["pretrain-encoder", "--config", str(config_file), "--data", "coma", "--epochs", "2", "--no-progress"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "data: coma" in out and "held-out error: mean" in out
@@ -84,7 +87,7 @@ def test_cli_trains_on_coma_and_resumes(coma, capsys):
     assert main(args[:-3] + ["--epochs", "3", "--no-progress"]) == 0  # resumes: one more epoch
     resumed = load_checkpoint(path)
     assert resumed.epoch == 3 and resumed.step == steps * 3 // 2
-    config = PretrainConfig.for_mode("ci", data="coma", epochs=3)
+    config = PretrainConfig.for_mode("ci", data="coma", epochs=3, schedule="exponential")
     assert str(checkpoint_path(config, model.config["topology"])) == path
     loaded = load_pretrained_autoencoder(config, train_if_missing=False)  # finished: loads, no training
     torch.testing.assert_close(loaded.normalizer.mean, resumed.model["normalizer.mean"])
