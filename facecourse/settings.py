@@ -60,13 +60,20 @@ def available_devices() -> list[str]:
     return ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
 
 
+TEXT_REFRESH_S = 20.0
+"""Seconds between two redraws of a text progress bar (``FACECOURSE_PROGRESS=text``)."""
+
+
 def progress_bar(*args, **kwargs):
     """A ``tqdm`` progress bar (same arguments): the ``tqdm.auto`` one, or plain text when
     ``FACECOURSE_PROGRESS=text``.
 
     A notebook widget is live in JupyterLab, but an executed notebook exported to HTML (``make course``, CI)
     keeps only its first frame, a static 0%; ``make course`` and ``make test`` set ``FACECOURSE_PROGRESS=text`` so
-    the saved output is the finished bar.
+    the saved output is the finished bar. A text bar redraws at most every :data:`TEXT_REFRESH_S` seconds and
+    always on its own line (``position=0``: a bar inside another one, such as a training run inside the
+    ablation, does not move the cursor up), so a saved notebook keeps a few frames per bar instead of one per
+    step (unless the caller passes ``mininterval`` or ``position``).
 
     Raises:
         ValueError: ``FACECOURSE_PROGRESS`` is neither ``auto`` nor ``text``.
@@ -76,6 +83,7 @@ def progress_bar(*args, **kwargs):
         raise ValueError(f"FACECOURSE_PROGRESS must be one of {PROGRESS_STYLES}, got {style!r}")
     if style == "text":
         from tqdm.std import tqdm  # imported on use: tqdm.auto probes IPython, the text bar does not
+        kwargs = {"mininterval": TEXT_REFRESH_S, "position": 0, **kwargs}
     else:
         from tqdm.auto import tqdm
     return tqdm(*args, **kwargs)
