@@ -134,37 +134,6 @@ def identity_loss(recogniser: nn.Module, rendered: torch.Tensor, target: torch.T
     return (1 - F.cosine_similarity(e, e_target, dim=-1)).mean()
 
 
-def supervised_contrastive_loss(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1
-                                ) -> torch.Tensor:
-    """Supervised contrastive loss (Khosla et al. 2020): every image's other images of the same person are its
-    positives, all other images of the batch its negatives.
-
-    .. math::
-        \\mathcal L = \\frac{1}{N} \\sum_i \\frac{-1}{|P_i|} \\sum_{p \\in P_i}
-        \\log \\frac{\\exp(e_i \\cdot e_p / \\tau)}{\\sum_{a \\ne i} \\exp(e_i \\cdot e_a / \\tau)}
-
-    over the images :math:`i` with at least one positive.
-
-    Args:
-        embeddings: ``(N, D)`` unit embeddings.
-        labels: ``(N,)`` person ids.
-        temperature: :math:`\\tau` (cosine units).
-
-    Returns:
-        scalar; smaller when each person's images are closer to each other than to anyone else's (0 when no
-        image has a positive; no host synchronisation).
-    """
-    n = len(embeddings)
-    eye = torch.eye(n, dtype=torch.bool, device=embeddings.device)
-    logits = (embeddings @ embeddings.T / temperature).masked_fill(eye, float("-inf"))
-    log_prob = (logits - logits.logsumexp(dim=1, keepdim=True)).masked_fill(eye, 0.0)
-    positive = (labels[:, None] == labels[None, :]) & ~eye
-    count = positive.sum(dim=1)
-    per_image = -(log_prob * positive).sum(dim=1) / count.clamp_min(1)
-    has = (count > 0).to(per_image.dtype)
-    return (per_image * has).sum() / has.sum().clamp_min(1)
-
-
 @torch.no_grad()
 def verification_accuracy(recogniser: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Best-threshold accuracy of "same identity?" decisions by cosine similarity over all image pairs.

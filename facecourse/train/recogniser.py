@@ -9,12 +9,15 @@ expression, lighting, background and crop (:func:`facecourse.datasets.synthetic_
 everything else; being a regression it generalises to people it has never seen (two random people have nearly
 orthogonal codes, cosine :math:`\\approx 0`). Accuracy is measured on held-out identities (several views each).
 
-The code keeps ``code_shape`` leading shape coefficients and the last ``code_albedo`` albedo coefficients. In
-CI (48 px) the shape differences between synthetic people are below a pixel and cannot be regressed (negative
-held-out R^2), so the CI recogniser encodes the appearance part of identity only (``code_shape = 0``;
-regressing unpredictable shape coefficients as well drops the held-out accuracy from about 0.8 to 0.6); real
-recognisers (ArcFace, VGGFace2) on real photos see both. Full mode uses the same recipe with more people, a
-larger image and more steps.
+The code keeps ``code_shape`` leading shape coefficients and the last ``code_albedo`` albedo coefficients, so
+the embedding changes with the face's shape as well as its colour. Not every shape coefficient can be seen: the
+crop frames the landmarks, which cancels absolute size, and the synthetic model's first shape component is
+mostly a uniform scale (two thirds of its displacement), so its held-out R^2 stays about 0 -- the recogniser,
+like any 2D method, cannot tell a large head from a small one (the 3D losses of chapter 05 can). Components 1-3
+(face proportions, 1-2 mm) are regressed with R^2 ~ 0.3-0.4 at 64 px, components 4-7 not at all (~0.4 mm), so
+the presets keep four; at 48 px or 2000 people shape was not regressed (R^2 < 0) and the embedding saw skin
+colour only. :func:`identity_change_losses` measures what the embedding responds to. Real recognisers (ArcFace,
+VGGFace2) on real photos see both. Full mode uses the same recipe with more people and steps and a wider net.
 
 Runs go to :func:`default_run_dir` = ``data_dir()/"runs"/"face_recogniser-<model sha256[:12]>-<config.key()>"``:
 the FLAME model file the identities are rendered from is part of the cache key through its SHA-256.
@@ -33,10 +36,13 @@ from torch.utils.data import Dataset
 
 from facecourse.data.download import sha256_file
 from facecourse.data.paths import data_dir
-from facecourse.datasets.synthetic_images import render_identity_views
+from facecourse.datasets.synthetic_images import (
+    SyntheticImageConfig, generate, render_identity_views, sample_identity,
+)
 from facecourse.flame import default_model_path
-from facecourse.losses.identity import FaceRecogniser, unit_preprocess, verification_accuracy
+from facecourse.losses.identity import FaceRecogniser, identity_loss, unit_preprocess, verification_accuracy
 from facecourse.nn.backbones import SmallFaceEmbedder
+from facecourse.render import FaceParams, HeadRenderer
 from facecourse.train.checkpoint import CheckpointError, load_checkpoint
 from facecourse.train.config import TrainConfig, register_config
 from facecourse.train.loop import FIT_META_KEY, LAST, Task, fit
@@ -65,12 +71,14 @@ class RecogniserConfig(TrainConfig):
         code_shape, code_albedo: leading FLAME shape / trailing albedo coefficients the embedding regresses.
 
     Training: Adam (lr 3e-3, decayed per epoch by ``lr_decay``), batch 64; the CI preset's 13 epochs over
-    2000 images are 416 steps (the former private loop ran 400), full mode's 16 epochs over 6000 images 1504.
+    4000 images are 819 steps (about 90 s on 2 CPU cores), full mode's 16 epochs over 6000 images 1504. Both
+    render at 64 px, the CI regressor's crop size, so the identity loss compares images at the size the
+    recogniser learnt from.
     """
 
     TASK: ClassVar[str] = "face_recogniser"
     PRESETS: ClassVar[dict[str, dict]] = {
-        "ci": {"n_identities": 2000, "size": 48, "width": 16, "epochs": 13, "lr_decay": 0.8},
+        "ci": {"n_identities": 4000, "size": 64, "width": 16, "epochs": 13, "lr_decay": 0.8},
         "full": {"n_identities": 6000, "size": 64, "width": 24, "epochs": 16, "lr_decay": 0.82},
     }
 
@@ -79,7 +87,7 @@ class RecogniserConfig(TrainConfig):
     views: int = 1
     size: int = 64
     width: int = 24
-    code_shape: int = 0
+    code_shape: int = 4
     code_albedo: int = 6
     epochs: int = 16
     batch_size: int = 64
@@ -250,3 +258,57 @@ def synthetic_recogniser(mode: str | None = None, train_if_missing: bool = True,
     rec.metrics = {"heldout_verification_accuracy": last_metrics["verification_accuracy"],
                    "train_loss": history[-1]["train"]["loss"]}
     return rec
+
+
+@dataclass(frozen=True)
+class IdentityChangeLosses:
+    """Mean identity loss :math:`1 - \\cos` between ``n`` people in one view and, in another view (pose,
+    expression, lighting, background and crop all redrawn), the same person (``same_person``), the person with
+    someone else's shape and their own albedo (``shape_only``), with their own shape and someone else's albedo
+    (``albedo_only``), or someone else (``other_person``); ``shape_only_same_view``: the shape change alone, in
+    the same view (what the identity loss sees when a render's pose matches the photo). 0 = same embedding.
+
+    A recogniser that sees shape scores ``shape_only`` clearly above ``same_person``: the shape change must
+    weigh more than everything that is not identity."""
+
+    same_person: float
+    shape_only: float
+    albedo_only: float
+    other_person: float
+    shape_only_same_view: float
+
+
+@torch.no_grad()
+def identity_change_losses(recogniser: nn.Module, n_people: int = 48, image_size: int = 64, seed: int = 500,
+                           renderer: HeadRenderer | None = None) -> IdentityChangeLosses:
+    """What a recogniser responds to: :class:`IdentityChangeLosses` of ``n_people`` random synthetic people
+    (drawn as the training people are, :func:`~facecourse.datasets.synthetic_images.sample_identity`).
+
+    Args:
+        recogniser: images ``(B, 3, S, S)`` in [0, 1] -> embeddings (e.g. :func:`synthetic_recogniser`).
+        n_people: people (pairs) averaged over.
+        image_size: ``S``, pixels.
+        seed: the people are drawn with ``seed``; the first view is rendered with ``seed``, the other with
+            ``seed + 1`` (same seed, same pose, light, background and crop jitter).
+        renderer: default :meth:`HeadRenderer.default`.
+    """
+    if isinstance(n_people, bool) or not isinstance(n_people, int) or n_people < 1:
+        raise ValueError(f"n_people must be an integer >= 1, got {n_people!r}")
+    renderer = renderer or HeadRenderer.default()
+    config = SyntheticImageConfig()
+    generator = torch.Generator().manual_seed(seed)
+    person = sample_identity(n_people, renderer.albedo_model.n_components, config, generator)
+    other = sample_identity(n_people, renderer.albedo_model.n_components, config, generator)
+
+    def loss(identity: FaceParams, view_seed: int) -> float:
+        images = generate(n_people, image_size, seed=view_seed, renderer=renderer, config=config,
+                          identity=identity, batch_size=64).images
+        return float(identity_loss(recogniser, images, first))
+
+    first = generate(n_people, image_size, seed=seed, renderer=renderer, config=config, identity=person,
+                     batch_size=64).images
+    shape_swapped = FaceParams(shape=other.shape, albedo=person.albedo)
+    return IdentityChangeLosses(
+        same_person=loss(person, seed + 1), shape_only=loss(shape_swapped, seed + 1),
+        albedo_only=loss(FaceParams(shape=person.shape, albedo=other.albedo), seed + 1),
+        other_person=loss(other, seed + 1), shape_only_same_view=loss(shape_swapped, seed))
