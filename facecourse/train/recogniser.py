@@ -218,7 +218,7 @@ def synthetic_recogniser(mode: str | None = None, train_if_missing: bool = True,
 
     Loads ``last.pt`` of :func:`default_run_dir` (the model after the last epoch) when its run finished;
     otherwise trains or resumes it with :func:`facecourse.train.fit` on :func:`facecourse.settings.device`
-    (well under a minute on a CPU in CI mode).
+    (about 90 s on 2 CPU cores in CI mode).
 
     Args:
         mode: ``"ci"`` or ``"full"`` (default :func:`facecourse.settings.mode`).
