@@ -18,11 +18,12 @@ def plot_image(ax, image, landmarks=None, visibility=None, title: str | None = N
                marker_size: float = 6.0, label: str | None = None):
     """Show an image ``(3, H, W)`` (or ``(H, W)``) with optional landmarks ``(L, 2)`` (normalised coords).
 
-    Invisible landmarks (``visibility`` 0) are drawn as hollow circles.
+    Invisible landmarks (``visibility`` 0) are drawn as hollow circles. Returns the ``AxesImage`` (for a
+    colour bar of a one-channel image).
     """
     img = to_numpy(image)
     h, w = img.shape[-2:]
-    ax.imshow(np.clip(img.transpose(1, 2, 0), 0, 1) if img.ndim == 3 else img, cmap=None if img.ndim == 3 else "gray",
+    shown = ax.imshow(np.clip(img.transpose(1, 2, 0), 0, 1) if img.ndim == 3 else img, cmap=None if img.ndim == 3 else "gray",
               interpolation="nearest")
     if landmarks is not None:
         pix = to_numpy(ndc_to_pixels(torch.as_tensor(to_numpy(landmarks)), (h, w)))
@@ -36,6 +37,7 @@ def plot_image(ax, image, landmarks=None, visibility=None, title: str | None = N
     ax.set_yticks([])
     if title:
         ax.set_title(title)
+    return shown
 
 
 def plot_landmark_error(ax, image, predicted, target, title: str | None = None):
