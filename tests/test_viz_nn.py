@@ -28,6 +28,11 @@ def test_figures():
     r = impulse_responses(mesh_laplacian(m.faces, len(v)), front, 4)
     fig = plot_impulse_responses(v, m.faces, r, vertex=front)
     assert len([a for a in fig.axes if a.collections]) == 4
+    zoomed = plot_impulse_responses(v, m.faces, r, vertex=front, zoom=0.02)
+    x0, x1 = zoomed.axes[0].get_xlim()
+    assert x1 - x0 == pytest.approx(0.04) and (x0 + x1) / 2 == pytest.approx(v[front, 0], abs=1e-9)
+    with pytest.raises(ValueError, match="zoom must be a positive half-width"):
+        plot_impulse_responses(v, m.faces, r, zoom=0.02)
     h = build_hierarchy(v, m.faces, factors=(4, 4))
     fig = plot_hierarchy(h)
     assert [a.get_title() for a in fig.axes[:3]] == [f"level {i}: {n} vertices" for i, n in enumerate(h.sizes)]

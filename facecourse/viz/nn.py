@@ -17,16 +17,20 @@ from facecourse.units import M_TO_MM
 
 def plot_impulse_responses(vertices, faces, responses, vertex: int | None = None, azimuth: float = 0.0,
                            elevation: float = 0.0, panel_size: float = 2.6, cmap: str = "RdBu_r",
-                           gamma: float = 0.3):
+                           gamma: float = 0.3, zoom: float | None = None):
     """Paint :math:`T_k(\\tilde L)\\delta_v` (rows of ``responses (K, V)``) on the mesh, one panel per order.
 
     Values are shown as :math:`\\operatorname{sign}(r)|r|^\\gamma` (small values stay visible) on a colour
     scale symmetric about 0: white = exactly zero = outside the receptive field; ``vertex`` is marked
-    with a black dot.
+    with a black dot. ``zoom`` (metres, needs ``vertex``): show only a square of half-width ``zoom`` centred
+    on the vertex, so a support a few edges wide is readable.
 
     Returns:
         The ``Figure``.
     """
+    if zoom is not None and (vertex is None or not zoom > 0):
+        raise ValueError(f"zoom must be a positive half-width in metres with a vertex, got zoom={zoom!r}, "
+                         f"vertex={vertex!r}")
     r = to_numpy(responses)
     r = np.sign(r) * np.abs(r) ** gamma
     v = to_numpy(vertices)
@@ -38,6 +42,9 @@ def plot_impulse_responses(vertices, faces, responses, vertex: int | None = None
         if vertex is not None:
             p = v[vertex] @ view_rotation(azimuth, elevation).T
             ax.plot(p[0], p[1], "k.", markersize=6)
+            if zoom is not None:
+                ax.set_xlim(p[0] - zoom, p[0] + zoom)
+                ax.set_ylim(p[1] - zoom, p[1] + zoom)
     fig.tight_layout()
     return fig
 
