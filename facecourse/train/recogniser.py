@@ -14,9 +14,10 @@ the embedding changes with the face's shape as well as its colour. Not every sha
 crop frames the landmarks, which cancels absolute size, and the synthetic model's first shape component is
 mostly a uniform scale (two thirds of its displacement), so its held-out R^2 stays about 0 -- the recogniser,
 like any 2D method, cannot tell a large head from a small one (the 3D losses of chapter 05 can). Components 1-3
-(face proportions, 1-2 mm) are regressed with R^2 ~ 0.3-0.4 at 64 px, components 4-7 not at all (~0.4 mm), so
-the presets keep four; at 48 px or 2000 people shape was not regressed (R^2 < 0) and the embedding saw skin
-colour only. :func:`identity_change_losses` measures what the embedding responds to. Real recognisers (ArcFace,
+(face proportions; 0.4-1.5 mm on average over the head, up to 5 mm) are regressed with R^2 ~ 0.3-0.4 at 64 px,
+components 4-7 (0.6 mm and less on average) not at all, so the presets keep four; with 2000 people, at 48 or
+64 px, shape was not regressed (R^2 < 0.1) and the embedding saw skin colour only.
+:func:`identity_change_losses` measures what the embedding responds to. Real recognisers (ArcFace,
 VGGFace2) on real photos see both. Full mode uses the same recipe with more people and steps and a wider net.
 
 Runs go to :func:`default_run_dir` = ``data_dir()/"runs"/"face_recogniser-<model sha256[:12]>-<config.key()>"``:
