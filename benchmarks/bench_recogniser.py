@@ -34,8 +34,7 @@ RECIPES = {
 def code_r2(net: torch.nn.Module, config: RecogniserConfig, n_people: int = 300) -> list[float]:
     """Held-out R^2 of each regressed coefficient (shape first, then albedo) on ``n_people`` unseen people."""
     images, _, codes = render_identity_views(n_people, 1, config.size, seed=777)
-    keep = list(range(config.code_shape)) + list(range(codes.shape[1] - config.code_albedo, codes.shape[1]))
-    codes = codes[:, keep]
+    codes = config.regressed_codes(codes)
     predicted = net(unit_preprocess(images))
     return (1 - ((predicted - codes) ** 2).mean(0) / codes.var(0)).tolist()
 

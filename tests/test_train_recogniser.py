@@ -111,6 +111,8 @@ def test_the_task_keeps_uint8_images_the_chosen_code_and_jitters_brightness_from
     assert 0.5 <= metrics["verification_accuracy"] <= 1 and all(p.requires_grad for p in model.parameters())
     with pytest.raises(ValueError, match="uint8"):
         IdentityImages(images, codes)
+    with pytest.raises(ValueError, match="codes has 4 columns"):
+        config.regressed_codes(codes[:, :4])
 
 
 def test_config_checks_its_fields():

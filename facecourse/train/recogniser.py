@@ -107,6 +107,17 @@ class RecogniserConfig(TrainConfig):
         if self.code_shape + self.code_albedo < 1:
             raise ValueError(f"code_shape + code_albedo must be >= 1, got {self.code_shape} + {self.code_albedo}")
 
+    def regressed_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """The columns of ``codes`` the embedding regresses: the leading ``code_shape`` shape coefficients and the
+        trailing ``code_albedo`` albedo coefficients of :func:`render_identity_views`' codes ``(N, C)``, as
+        ``(N, code_shape + code_albedo)``."""
+        n = codes.shape[1]
+        if self.code_shape + self.code_albedo > n:
+            raise ValueError(f"codes has {n} columns, fewer than code_shape + code_albedo = "
+                             f"{self.code_shape} + {self.code_albedo}")
+        keep = list(range(self.code_shape)) + list(range(n - self.code_albedo, n))
+        return codes[:, keep]
+
 
 class IdentityImages(Dataset):
     """The rendered training set held in memory: images ``(N, 3, S, S)`` uint8 (4x less memory than float) and
@@ -157,8 +168,7 @@ class RecogniserTask(Task):
         if self._train is None:
             c = self.config
             images, _, codes = render_identity_views(c.n_identities, c.views, c.size, seed=c.seed)
-            keep = list(range(c.code_shape)) + list(range(codes.shape[1] - c.code_albedo, codes.shape[1]))
-            self._train = IdentityImages((images * 255).round().to(torch.uint8), codes[:, keep].float())
+            self._train = IdentityImages((images * 255).round().to(torch.uint8), c.regressed_codes(codes).float())
         return self._train
 
     def collate(self, samples: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -301,13 +311,15 @@ def identity_change_losses(recogniser: nn.Module, n_people: int = 48, image_size
     person = sample_identity(n_people, renderer.albedo_model.n_components, config, generator)
     other = sample_identity(n_people, renderer.albedo_model.n_components, config, generator)
 
-    def loss(identity: FaceParams, view_seed: int) -> float:
-        images = generate(n_people, image_size, seed=view_seed, renderer=renderer, config=config,
-                          identity=identity, batch_size=64).images
-        return float(identity_loss(recogniser, images, first))
+    def render(identity: FaceParams, view_seed: int) -> torch.Tensor:
+        return generate(n_people, image_size, seed=view_seed, renderer=renderer, config=config,
+                        identity=identity, batch_size=64).images
 
-    first = generate(n_people, image_size, seed=seed, renderer=renderer, config=config, identity=person,
-                     batch_size=64).images
+    first = render(person, seed)
+
+    def loss(identity: FaceParams, view_seed: int) -> float:
+        return float(identity_loss(recogniser, render(identity, view_seed), first))
+
     shape_swapped = FaceParams(shape=other.shape, albedo=person.albedo)
     return IdentityChangeLosses(
         same_person=loss(person, seed + 1), shape_only=loss(shape_swapped, seed + 1),
