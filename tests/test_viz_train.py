@@ -1,4 +1,4 @@
-"""The run-log figures: series in step order per split, one line per non-zero term plus the total."""
+"""The run-log figures: series in step order per split, one line per non-zero term plus the total, absolute and\nrelative to its first logged value."""
 
 from __future__ import annotations
 
@@ -27,8 +27,11 @@ def test_series_are_per_split_and_in_step_order():
 
 def test_the_figure_draws_the_total_and_each_nonzero_term():
     fig = plot_loss_terms(ROWS)
-    ax, lr_ax = fig.axes
+    ax, rel_ax, lr_ax = fig.axes
     assert [line.get_label() for line in ax.get_lines()] == ["total", "landmark"], "an all-zero term is not drawn"
+    assert [list(line.get_ydata()) for line in rel_ax.get_lines()[:2]] == [[1.0, 0.5], [1.0, 0.5]]  # / first value
+    assert rel_ax.get_lines()[1].get_color() == ax.get_lines()[1].get_color()  # one colour per term, one legend
     assert list(lr_ax.get_lines()[0].get_ydata()) == [1e-3, 9e-4]
+    assert len(plot_loss_terms(ROWS, relative=()).axes[1].get_lines()) == 2  # the total and the 1-line
     with pytest.raises(ValueError, match="no training rows"):
         plot_loss_terms([r for r in ROWS if r.split == "val"])
