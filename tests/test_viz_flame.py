@@ -1,4 +1,5 @@
-"""FLAME views: the static grid draws every variation; the sliders change the k3d mesh."""
+"""FLAME views: the static grid draws every variation (one framing, displacements painted); the sliders change
+the k3d mesh."""
 
 from __future__ import annotations
 
@@ -32,9 +33,18 @@ def test_variation_params_change_only_their_component(flame):
 
 def test_grid_has_one_panel_per_variation(flame):
     fig = variation_grid(flame, rows=(("shape", 0), ("jaw", 0)), values=(-2, 0, 2), jaw_values=(0, 0.2))
-    axes = np.array(fig.axes).reshape(2, 3)
+    axes = np.array(fig.axes[:6]).reshape(2, 3)
     assert [len(ax.collections) for ax in axes[0]] == [1, 1, 1]
     assert [len(ax.collections) for ax in axes[1]] == [1, 1, 0]
+    assert len(fig.axes) == 8, "a displacement colour bar per row"
+    assert len({(ax.get_xlim(), ax.get_ylim()) for ax in axes.ravel()[:5]}) == 1, "one framing: sizes compare"
+    def hues(ax):  # each face's RGB over its red: the default skin colour, only shaded, gives one ratio
+        rgb = ax.collections[0].get_facecolors()[:, :3]
+        return rgb / rgb[:, :1]
+    assert np.ptp(hues(axes[0, 1]), axis=0).max() < 1e-6, "the rest head keeps its colour"
+    assert np.ptp(hues(axes[0, 2]), axis=0).max() > 0.2, "a varied head is painted by its displacement"
+    plain = variation_grid(flame, rows=(("shape", 0),), values=(-2, 0, 2), displacement=False)
+    assert len(plain.axes) == 3, "no colour bar without displacement"
 
 
 def test_sliders_move_the_k3d_mesh(flame):

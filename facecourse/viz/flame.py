@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from facecourse.arrays import to_numpy
-from facecourse.viz.mesh import k3d_mesh, plot_mesh
+from facecourse.units import M_TO_MM
+from facecourse.viz.mesh import k3d_mesh, plot_mesh, view_rotation
 
 #: Variation kinds of :func:`variation_grid`.
 KINDS = ("shape", "expression", "jaw")
@@ -86,8 +87,14 @@ def variation_params(flame, kind: str, index: int, value: float) -> dict:
 
 def variation_grid(flame, rows=(("shape", 0), ("shape", 1), ("expression", 0), ("expression", 1), ("jaw", 0)),
                    values=(-2.0, 0.0, 2.0), jaw_values=(0.0, 0.15, 0.3), azimuth: float = 25.0,
-                   axes_size: float = 2.6, vertex_colors=None):
+                   axes_size: float = 2.6, vertex_colors=None, displacement: bool = True):
     """Static grid: one row per varied component, one column per value (front-ish view).
+
+    Every panel is framed on one shared box (the union of all the heads' extents), so a change of size shows as
+    one; with ``displacement`` the heads that differ from their row's rest head (coefficient or jaw angle 0) are
+    painted by how far each vertex moved from it, in mm, on one colour scale per row (its colour bar at the row's
+    end, up to the row's largest 99th percentile: the jaw moves several times more than a shape component), and the
+    rest heads keep ``vertex_colors``.
 
     Args:
         flame: a :class:`facecourse.flame.FLAME`.
@@ -97,6 +104,7 @@ def variation_grid(flame, rows=(("shape", 0), ("shape", 1), ("expression", 0), (
         azimuth: view angle (degrees) of :func:`facecourse.viz.plot_mesh`.
         axes_size: inches per panel.
         vertex_colors: optional ``(V, 3)`` RGB (e.g. :func:`head_colors`).
+        displacement: paint the displacement from the row's rest head.
 
     Returns:
         the matplotlib figure.
@@ -104,21 +112,39 @@ def variation_grid(flame, rows=(("shape", 0), ("shape", 1), ("expression", 0), (
     import matplotlib.pyplot as plt
 
     n_cols = max(len(values), len(jaw_values))
-    fig, axes = plt.subplots(len(rows), n_cols, figsize=(axes_size * n_cols, axes_size * len(rows)),
-                             squeeze=False)
     faces = flame.faces.cpu().numpy()
+    heads, moved = {}, {}
+    for r, (kind, index) in enumerate(rows):
+        rest = head_vertices(flame, **variation_params(flame, kind, index, 0.0))
+        for c, value in enumerate(jaw_values if kind == "jaw" else values):
+            heads[r, c] = head_vertices(flame, **variation_params(flame, kind, index, value))
+            if value != 0:
+                moved[r, c] = np.linalg.norm(heads[r, c] - rest, axis=1) * M_TO_MM
+    in_view = np.concatenate(list(heads.values())) @ view_rotation(azimuth, 0.0).T
+    lo, hi = in_view[:, :2].min(axis=0), in_view[:, :2].max(axis=0)
+    pad = 0.05 * (hi - lo).max()
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(axes_size * n_cols + (1.0 if displacement else 0.0),
+                                                         axes_size * len(rows)), squeeze=False, layout="constrained")
     for r, (kind, index) in enumerate(rows):
         vals = jaw_values if kind == "jaw" else values
+        vmax = max((float(np.percentile(m, 99)) for (row, _), m in moved.items() if row == r), default=0.0) or 1.0
+        mappable = None
         for c in range(n_cols):
             ax = axes[r, c]
             if c >= len(vals):
                 ax.axis("off")
                 continue
-            v = head_vertices(flame, **variation_params(flame, kind, index, vals[c]))
             label = (f"jaw {vals[c]:.2f} rad" if kind == "jaw"
                      else f"{'expr.' if kind == 'expression' else kind} {index + 1}: {vals[c]:+.1f}σ")
-            plot_mesh(ax, v, faces, azimuth=azimuth, title=label, vertex_colors=vertex_colors)
-    fig.tight_layout()
+            if displacement and (r, c) in moved:
+                mappable = plot_mesh(ax, heads[r, c], faces, azimuth=azimuth, title=label, scalars=moved[r, c],
+                                     cmap="magma", vmin=0.0, vmax=vmax)
+            else:
+                plot_mesh(ax, heads[r, c], faces, azimuth=azimuth, title=label, vertex_colors=vertex_colors)
+            ax.set_xlim(lo[0] - pad, hi[0] + pad)
+            ax.set_ylim(lo[1] - pad, hi[1] + pad)
+        if mappable is not None:
+            fig.colorbar(mappable, ax=axes[r, :].tolist(), shrink=0.8, label="moved (mm)")
     return fig
 
 
