@@ -31,6 +31,11 @@ def test_plot_eigenvectors_panels_and_symmetric_colours(sphere):
     assert "lambda" in axes[0].get_title()
     assert len(colls[0].get_facecolors()) > 0
     plt.close(fig)
+    spiky = b.eigenvectors.copy()
+    spiky[0, 1] = 100 * np.abs(spiky[:, 1]).max()          # one huge value must not wash out the rest
+    panel = plot_eigenvectors(v, f, spiky, [1]).axes[0].collections[0].get_facecolors()[:, :3]
+    assert (np.abs(panel[:, 0] - panel[:, 2]) > 0.3).mean() > 0.3, "most faces clearly red or blue"
+    plt.close("all")
     with pytest.raises(ValueError, match="indices"):
         plot_eigenvectors(v, f, b.eigenvectors, [8])
     with pytest.raises(ValueError, match="eigenvectors"):

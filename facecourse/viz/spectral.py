@@ -27,8 +27,14 @@ def _grid(n: int, ncols: int, panel_size: float, height: float = 1.0):
     return fig, axes.ravel()
 
 
+#: Percentile of :math:`|u_i|` the eigenvector colour scales end at: a few large values (small vertex areas of
+#: the cotangent basis, sharp features) would otherwise wash out the rest of a high-frequency mode.
+EIGENVECTOR_CLIP_PERCENTILE = 98.0
+
+
 def _symmetric_range(values: np.ndarray) -> tuple[float, float]:
-    r = float(np.abs(values).max()) or 1.0
+    """``(-r, r)`` with ``r`` the :data:`EIGENVECTOR_CLIP_PERCENTILE` percentile of ``|values|`` (1 when 0)."""
+    r = float(np.percentile(np.abs(values), EIGENVECTOR_CLIP_PERCENTILE)) or 1.0
     return -r, r
 
 
@@ -45,7 +51,8 @@ def plot_eigenvectors(vertices, faces, eigenvectors, indices, eigenvalues=None, 
         ncols: panels per row; azimuth, elevation: view angles in degrees; panel_size: inches per panel.
 
     Returns:
-        The matplotlib ``Figure`` (colour scale symmetric about 0 in each panel: red > 0 > blue).
+        The matplotlib ``Figure`` (colour scale symmetric about 0 in each panel, red > 0 > blue, saturated beyond
+        the :data:`EIGENVECTOR_CLIP_PERCENTILE` percentile of :math:`|u_i|`).
     """
     u, n = to_numpy(eigenvectors), len(to_numpy(vertices))
     lam = None if eigenvalues is None else to_numpy(eigenvalues)
