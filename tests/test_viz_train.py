@@ -1,4 +1,5 @@
-"""The run-log figures: series in step order per split, one line per non-zero term plus the total, absolute and\nrelative to its first logged value."""
+"""The run-log figures: series in step order per split, one line per non-zero term plus the total, absolute and
+relative to its first logged value."""
 
 from __future__ import annotations
 
@@ -33,5 +34,9 @@ def test_the_figure_draws_the_total_and_each_nonzero_term():
     assert rel_ax.get_lines()[1].get_color() == ax.get_lines()[1].get_color()  # one colour per term, one legend
     assert list(lr_ax.get_lines()[0].get_ydata()) == [1e-3, 9e-4]
     assert len(plot_loss_terms(ROWS, relative=()).axes[1].get_lines()) == 2  # the total and the 1-line
+    late = ROWS + [MetricRow(10, 1, "train", "eye", 0.0), MetricRow(20, 2, "train", "eye", 0.1)]  # starts at 0
+    ax, rel_ax, _ = plot_loss_terms(late).axes
+    assert [line.get_label() for line in ax.get_lines()] == ["total", "eye", "landmark"]
+    assert len(rel_ax.get_lines()) == 3, "no relative curve for a term that starts at 0 (total, landmark, 1-line)"
     with pytest.raises(ValueError, match="no training rows"):
         plot_loss_terms([r for r in ROWS if r.split == "val"])

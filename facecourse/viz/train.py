@@ -32,7 +32,8 @@ def plot_loss_terms(rows: Sequence[MetricRow], names: Sequence[str] | None = Non
             terms that are zero throughout are left out.
         title: the first panel's title.
         relative: terms of the relative panel (default all drawn; the total is always there), e.g. the data
-            terms without the priors, whose relative changes can be orders of magnitude.
+            terms without the priors, whose relative changes can be orders of magnitude. A term whose first
+            logged value is 0 has no relative curve.
 
     Returns:
         The ``Figure`` (axes: terms, relative terms, learning rate).
@@ -46,7 +47,7 @@ def plot_loss_terms(rows: Sequence[MetricRow], names: Sequence[str] | None = Non
         (name, series[name], dict(color=f"C{i % 10}")) for i, name in enumerate(names)]
     for label, (steps, values), style in curves:
         ax.plot(steps, values, label=label, **style)
-        if relative is None or label == "total" or label in relative:
+        if values[0] > 0 and (relative is None or label == "total" or label in relative):
             rel_ax.plot(steps, [v / values[0] for v in values], **style)
     ax.set(xlabel="optimiser step", ylabel="weighted term (mean over the logging window)", yscale="log",
            title=title or "training loss terms")
