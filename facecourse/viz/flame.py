@@ -117,9 +117,11 @@ def variation_grid(flame, rows=(("shape", 0), ("shape", 1), ("expression", 0), (
     for r, (kind, index) in enumerate(rows):
         rest = head_vertices(flame, **variation_params(flame, kind, index, 0.0))
         for c, value in enumerate(jaw_values if kind == "jaw" else values):
+            if value == 0:
+                heads[r, c] = rest
+                continue
             heads[r, c] = head_vertices(flame, **variation_params(flame, kind, index, value))
-            if value != 0:
-                moved[r, c] = np.linalg.norm(heads[r, c] - rest, axis=1) * M_TO_MM
+            moved[r, c] = np.linalg.norm(heads[r, c] - rest, axis=1) * M_TO_MM
     in_view = np.concatenate(list(heads.values())) @ view_rotation(azimuth, 0.0).T
     lo, hi = in_view[:, :2].min(axis=0), in_view[:, :2].max(axis=0)
     pad = 0.05 * (hi - lo).max()
