@@ -23,8 +23,8 @@ def plot_image(ax, image, landmarks=None, visibility=None, title: str | None = N
     """
     img = to_numpy(image)
     h, w = img.shape[-2:]
-    shown = ax.imshow(np.clip(img.transpose(1, 2, 0), 0, 1) if img.ndim == 3 else img, cmap=None if img.ndim == 3 else "gray",
-              interpolation="nearest")
+    shown = ax.imshow(np.clip(img.transpose(1, 2, 0), 0, 1) if img.ndim == 3 else img,
+                      cmap=None if img.ndim == 3 else "gray", interpolation="nearest")
     if landmarks is not None:
         pix = to_numpy(ndc_to_pixels(torch.as_tensor(to_numpy(landmarks)), (h, w)))
         vis = np.ones(len(pix), bool) if visibility is None else to_numpy(visibility) > 0.5
